@@ -1,0 +1,3 @@
+from imstags.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""The app factory: one settings object in, one ASGI app out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from imstags import __version__
+from imstags.api.errors import install_error_handlers
+from imstags.api.ims.summary_cache import SummaryCache
+from imstags.api.middleware import RequestIdMiddleware
+from imstags.api.responses import JsonResponse
+from imstags.api.routes import include_routers
+from imstags.api.security import Authenticator
+from imstags.domain.secrets import SecretBox, load_or_create_key
+from imstags.settings import Settings
+from imstags.storage.database import Database
+
+
+@dataclass
+class Services:
+    """What handlers reach through ``request.app.state.services``: built once per process."""
+
+    settings: Settings
+    db: Database
+    box: SecretBox
+    authenticator: Authenticator = field(init=False)
+    summaries: SummaryCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.authenticator = Authenticator(self)
+        self.summaries = SummaryCache(self.db)
+
+
+def build_services(settings: Settings, db: Database | None = None) -> Services:
+    settings.ensure_data_dir()
+    key = load_or_create_key(settings.secret_key, settings.data_dir)
+    return Services(
+        settings=settings,
+        db=db or Database(settings.resolved_database_url),
+        box=SecretBox(key),
+    )
+
+
+def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
+    """Build the ASGI app. The schema must already be migrated (``imstags db upgrade``)."""
+    services = build_services(settings, db)
+    app = FastAPI(
+        title="imstags",
+        version=__version__,
+        description="IMS (Image Management Service) image-tag API with its image catalog.",
+        default_response_class=JsonResponse,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    include_routers(app, services)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` worker processes, which get their settings
+    through ``IMSTAGS_*`` variables that ``imstags serve`` sets from its resolved settings."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    return create_app(settings)

@@ -1,0 +1,1 @@
+"""Identity: the Keystone v3 subset that issues and checks tokens."""

@@ -1,0 +1,1 @@
+"""IMS extension APIs (the reference's "IMS APIs" chapter)."""

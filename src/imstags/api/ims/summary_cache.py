@@ -1,0 +1,52 @@
+"""A per-process cache of the core endpoint's serialised body, keyed by the project's version.
+
+Each request reads the project's version (one primary-key lookup); the body is rebuilt only
+when another transaction, in this process or any other, has bumped it. Reading the version
+before the rows matters: a body built from rows newer than the version it is stored under is
+harmless (it is rebuilt on the next request), while the reverse could serve stale data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import orjson
+
+from imstags.domain.tags import project_tag_summary, tags_version
+from imstags.storage.database import Database
+
+
+@dataclass(frozen=True)
+class SummaryBody:
+    version: int
+    body: bytes
+    etag: str
+
+
+class SummaryCache:
+    def __init__(self, db: Database, max_projects: int = 1024) -> None:
+        self._db = db
+        self._max = max_projects
+        self._entries: OrderedDict[str, SummaryBody] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, project_id: str) -> SummaryBody:
+        with self._db.read() as session:
+            version = tags_version(session, project_id)
+            with self._lock:
+                cached = self._entries.get(project_id)
+                if cached is not None and cached.version == version:
+                    self._entries.move_to_end(project_id)
+                    return cached
+            body = orjson.dumps({"tags": project_tag_summary(session, project_id)})
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        entry = SummaryBody(version, body, etag)
+        with self._lock:
+            self._entries[project_id] = entry
+            self._entries.move_to_end(project_id)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return entry

@@ -1,0 +1,1 @@
+"""Native OpenStack image APIs (the reference's "Native OpenStack APIs" chapter)."""

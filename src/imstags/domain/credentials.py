@@ -1,0 +1,79 @@
+"""AK/SK credentials: an access key names a project; its secret signs requests."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from imstags.domain.secrets import SecretBox
+from imstags.storage.models import Credential
+
+_AK_ALPHABET = string.ascii_uppercase + string.digits
+AK_LENGTH = 20
+SK_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    access: str
+    secret: str
+    project_id: str
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    access: str
+    project_id: str
+    description: str
+    created_at: datetime
+
+
+def create_credential_tx(
+    session: Session, box: SecretBox, project_id: str, description: str = ""
+) -> IssuedCredential:
+    if not project_id or len(project_id) > 64:
+        raise ValueError("A project id is 1 to 64 characters.")
+    access = "".join(secrets.choice(_AK_ALPHABET) for _ in range(AK_LENGTH))
+    secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(SK_LENGTH))
+    session.add(
+        Credential(
+            access=access,
+            secret_encrypted=box.seal(secret),
+            project_id=project_id,
+            description=description,
+            created_at=datetime.now(UTC),
+        )
+    )
+    return IssuedCredential(access, secret, project_id)
+
+
+def list_credentials(session: Session, project_id: str | None = None) -> list[StoredCredential]:
+    stmt = select(Credential).order_by(Credential.created_at, Credential.access)
+    if project_id:
+        stmt = stmt.where(Credential.project_id == project_id)
+    return [
+        StoredCredential(c.access, c.project_id, c.description, c.created_at)
+        for c in session.scalars(stmt)
+    ]
+
+
+def delete_credential_tx(session: Session, access: str) -> bool:
+    result = session.execute(delete(Credential).where(Credential.access == access))
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult has rowcount
+
+
+def find_secret(session: Session, box: SecretBox, access: str) -> tuple[str, str] | None:
+    """(project_id, secret) of an access key, or None."""
+    row = session.execute(
+        select(Credential.project_id, Credential.secret_encrypted).where(
+            Credential.access == access
+        )
+    ).first()
+    if row is None:
+        return None
+    return row.project_id, box.open(row.secret_encrypted)

@@ -1,0 +1,114 @@
+"""The image catalog: the images that tags rest on.
+
+An image belongs to one project. Another project's image is indistinguishable from a missing
+one (404), so ids of other tenants' images cannot be probed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from imstags.domain.tags import (
+    MAX_TAGS_PER_IMAGE,
+    image_tags,
+    lock_image,
+    replace_image_tags,
+    validate_native_tag,
+)
+from imstags.errors import BadRequest, ImageNotFound, ImageProtected, TagQuotaExceeded
+from imstags.storage.models import Image
+
+# Attributes with columns of their own, by the name the native API uses for them.
+COLUMN_ATTRIBUTES = {
+    "name": "name",
+    "visibility": "visibility",
+    "protected": "protected",
+    "container_format": "container_format",
+    "disk_format": "disk_format",
+    "min_disk": "min_disk",
+    "min_ram": "min_ram",
+    "__imagetype": "image_type",
+    "__os_type": "os_type",
+    "__platform": "platform",
+    "__os_version": "os_version",
+    "virtual_env_type": "virtual_env_type",
+}
+
+
+@dataclass
+class ImageRecord:
+    """An image with its tags, as the API layers render it."""
+
+    image: Image
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def is_well_formed_id(image_id: str) -> bool:
+    try:
+        uuid.UUID(image_id)
+    except ValueError:
+        return False
+    return True
+
+
+def create_image_tx(
+    session: Session,
+    project_id: str,
+    attributes: Mapping[str, Any],
+    native_tags: list[str],
+    properties: Mapping[str, Any],
+    image_id: str | None = None,
+) -> ImageRecord:
+    """Create image metadata (status ``queued``: no data is uploaded) with its tags."""
+    tags: dict[str, str] = {}
+    for raw in native_tags:
+        key, value = validate_native_tag(raw)
+        tags[key] = value  # the last of several "k=..." wins, as a later overwrite would
+    if len(tags) > MAX_TAGS_PER_IMAGE:
+        raise TagQuotaExceeded(f"An image can have at most {MAX_TAGS_PER_IMAGE} tags.")
+    now = utcnow()
+    new_id = image_id or str(uuid.uuid4())
+    if image_id is not None and session.get(Image, image_id) is not None:
+        raise BadRequest(f"An image with ID {image_id} already exists.", code="IMG.0035")
+    image = Image(
+        id=new_id,
+        project_id=project_id,
+        status="queued",
+        properties=dict(properties),
+        created_at=now,
+        updated_at=now,
+        **{COLUMN_ATTRIBUTES[name]: value for name, value in attributes.items()},
+    )
+    session.add(image)
+    session.flush()
+    replace_image_tags(session, image, {}, tags)
+    return ImageRecord(image, tags)
+
+
+def get_image(session: Session, project_id: str, image_id: str) -> ImageRecord:
+    image = session.scalars(
+        select(Image).where(Image.id == image_id, Image.project_id == project_id)
+    ).first()
+    if image is None:
+        raise ImageNotFound()
+    return ImageRecord(image, image_tags(session, image_id))
+
+
+def delete_image_tx(session: Session, project_id: str, image_id: str) -> None:
+    """Delete an image; its tags leave the aggregate in the same transaction."""
+    image = lock_image(session, project_id, image_id)
+    if image.protected:
+        raise ImageProtected()
+    replace_image_tags(session, image, image_tags(session, image_id), {})
+    session.delete(image)

@@ -1,0 +1,61 @@
+"""One typed settings object for the whole service.
+
+Values come from CLI flags, then ``IMSTAGS_*`` environment variables, then the defaults below.
+The object is built once by the CLI (or by a test) and passed into the app factory; nothing in
+the package reads the environment on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "imstags"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMSTAGS_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; an SQLite file in data_dir when unset."
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    secret_key: str | None = Field(
+        default=None,
+        description="Fernet key that encrypts AK/SK secrets at rest. Generated into data_dir "
+        "when unset; set it explicitly when several hosts share one PostgreSQL.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 9292
+    workers: int = 1
+    public_url: str | None = Field(
+        default=None, description="Base URL clients reach this server at (service catalog)."
+    )
+    region: str = "RegionOne"
+    sdk_date_window_seconds: int = 15 * 60
+    credential_cache_seconds: float = 5.0
+    token_ttl_seconds: int = 24 * 3600
+    max_body_bytes: int = 1024 * 1024
+    log_level: str = "info"
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Environment and defaults, with the non-None ``overrides`` (CLI flags) on top."""
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'imstags.db'}"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir

@@ -1,0 +1,152 @@
+"""Engines, sessions and transactions for SQLite and PostgreSQL.
+
+Writers must not interleave on the same image (the 10-tag limit and the aggregate depend on
+it). On SQLite every write transaction starts with ``BEGIN IMMEDIATE``, which takes the
+database's single write lock up front instead of failing with "database is locked" on the
+first write; readers use plain deferred transactions and, in WAL mode, never wait for writers.
+On PostgreSQL the service locks the image row (``SELECT ... FOR UPDATE``) and updates shared
+counter rows in one global order, and a transaction that still loses a deadlock or a
+serialisation race is retried whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from imstags.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_RETRYABLE_PG_STATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def normalise_url(url: str) -> str:
+    """Let users write ``postgresql://`` and still get psycopg 3 rather than psycopg2."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        poolclass=NullPool if ":memory:" in url else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so that BEGIN is ours to issue.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The one handle the service layer gets: ``read()`` and ``write()`` sessions."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = normalise_url(url)
+        self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
+        if self.dialect == "sqlite":
+            self._read_engine = _sqlite_engine(self.url, immediate=False)
+            self._write_engine = _sqlite_engine(self.url, immediate=True)
+        else:
+            self._read_engine = create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                pool_timeout=5,
+                connect_args={"connect_timeout": 5},
+            )
+            self._write_engine = self._read_engine
+        self._reader = sessionmaker(self._read_engine, expire_on_commit=False)
+        self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def engine(self) -> Engine:
+        return self._write_engine
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only snapshot; rolled back at the end."""
+        with _unavailable_on_connection_loss(), self._reader() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    def write(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
+        """Run ``work`` in one write transaction and commit it, retrying lost races whole.
+
+        ``work`` must be safe to run again: it is called afresh on every attempt.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                with _unavailable_on_connection_loss(), self._writer() as session:
+                    with session.begin():
+                        result = work(session)
+                    return result
+            except DBAPIError as exc:
+                if attempt < attempts and self._is_retryable(exc):
+                    log.info("retrying transaction after %s (attempt %d)", exc.orig, attempt)
+                    time.sleep(0.005 * attempt)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def _is_retryable(self, exc: DBAPIError) -> bool:
+        if self.is_sqlite:
+            return isinstance(exc, OperationalError) and "locked" in str(exc.orig)
+        return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_PG_STATES
+
+    def dispose(self) -> None:
+        self._read_engine.dispose()
+        if self._write_engine is not self._read_engine:
+            self._write_engine.dispose()
+
+
+@contextmanager
+def _unavailable_on_connection_loss() -> Iterator[None]:
+    """Turn "cannot reach the database" into a 503 rather than a 500."""
+    try:
+        yield
+    except OperationalError as exc:
+        if exc.connection_invalidated or _looks_like_connection_error(exc):
+            log.warning("database unavailable: %s", exc.orig)
+            raise ServiceUnavailable("The database is unavailable.") from exc
+        raise
+
+
+def _looks_like_connection_error(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return any(
+        marker in text
+        for marker in ("connection", "could not connect", "server closed", "timeout expired")
+    )
