@@ -54,7 +54,9 @@ def db(settings: Settings) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def server(settings: Settings, db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(
+    settings: Settings, db: Database, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """The real service in its own process on a free loopback port."""
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     with start_server(settings, log_path) as running:
@@ -81,7 +83,9 @@ def make_credential(db: Database, settings: Settings) -> Callable[[str], IssuedC
 
 
 @pytest.fixture
-def credential(make_credential: Callable[[str], IssuedCredential], project_id: str) -> IssuedCredential:
+def credential(
+    make_credential: Callable[[str], IssuedCredential], project_id: str
+) -> IssuedCredential:
     return make_credential(project_id)
 
 

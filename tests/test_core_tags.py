@@ -41,7 +41,9 @@ def summary(ims: ImsClient) -> dict[str, list[str]]:
     return {tag.key: tag.values for tag in response.tags}
 
 
-def tags_action(ims: ImsClient, image_id: str, action: str, tags: list[tuple[str, str | None]]) -> None:
+def tags_action(
+    ims: ImsClient, image_id: str, action: str, tags: list[tuple[str, str | None]]
+) -> None:
     body = BatchAddOrDeleteTagsRequestBody(
         action=action, tags=[TagKeyValue(key=k, value=v) for k, v in tags]
     )
@@ -165,7 +167,9 @@ def test_list_images_tags_answers_if_none_match_with_304(server, credential, new
     url = f"{server.base_url}/v2/{credential.project_id}/images/tags"
 
     def get(extra: dict[str, str]) -> httpx.Response:
-        headers = sdk_signed_headers("GET", url, credential.access, credential.secret, headers=extra)
+        headers = sdk_signed_headers(
+            "GET", url, credential.access, credential.secret, headers=extra
+        )
         return httpx.get(url, headers=headers)
 
     first = get({})

@@ -9,7 +9,9 @@ from huaweicloudsdkims.v2 import ImsClient
 from imstags.domain.credentials import IssuedCredential
 
 
-def ims_client(base_url: str, credential: IssuedCredential, project_id: str | None = None) -> ImsClient:
+def ims_client(
+    base_url: str, credential: IssuedCredential, project_id: str | None = None
+) -> ImsClient:
     """The official SDK's client, as a user builds it, with only the endpoint changed."""
     config = HttpConfig.get_default_config()
     config.ignore_ssl_verification = True
@@ -17,7 +19,9 @@ def ims_client(base_url: str, credential: IssuedCredential, project_id: str | No
     return (
         ImsClient.new_builder()
         .with_credentials(
-            BasicCredentials(credential.access, credential.secret, project_id or credential.project_id)
+            BasicCredentials(
+                credential.access, credential.secret, project_id or credential.project_id
+            )
         )
         .with_endpoint(base_url)
         .with_http_config(config)

@@ -1,0 +1,36 @@
+"""The ``imstags`` command.
+
+Every subcommand takes the global ``--database`` (else ``IMSTAGS_DATABASE_URL``, else an SQLite
+file in the data directory) and builds one :class:`~imstags.settings.Settings` from flags,
+environment and defaults. Each command group lives in a module of its own and is registered here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from imstags.cli.common import Context
+from imstags.cli.credentials import credentials
+from imstags.cli.database import db
+from imstags.cli.serve import serve
+
+
+@click.group()
+@click.option("--database", "database_url", help="SQLAlchemy database URL.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Where the default SQLite file and the secret-encryption key live.",
+)
+@click.version_option(package_name="imstags")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None, data_dir: Path | None) -> None:
+    """imstags: the IMS image-tag API and its image catalog."""
+    ctx.obj = Context({"database_url": database_url, "data_dir": data_dir})
+
+
+main.add_command(serve)
+main.add_command(db)
+main.add_command(credentials)

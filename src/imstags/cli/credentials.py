@@ -1,0 +1,79 @@
+"""``imstags credentials ...``: AK/SK pairs for request signing."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from imstags.cli.common import Context, open_database, pass_context, secret_box
+
+
+@click.group()
+def credentials() -> None:
+    """AK/SK credentials for request signing."""
+
+
+@credentials.command("create")
+@click.option("--project-id", required=True, help="The project the credential acts for.")
+@click.option("--description", default="", help="A note to tell credentials apart.")
+@pass_context
+def create(ctx: Context, project_id: str, description: str) -> None:
+    """Create an AK/SK pair; prints it as JSON (the secret is shown only here)."""
+    from imstags.domain.credentials import create_credential_tx
+
+    settings = ctx.settings()
+    database = open_database(settings)
+    box = secret_box(settings)
+    try:
+        issued = database.write(lambda s: create_credential_tx(s, box, project_id, description))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--project-id") from exc
+    finally:
+        database.dispose()
+    click.echo(
+        json.dumps(
+            {"access": issued.access, "secret": issued.secret, "project_id": issued.project_id}
+        )
+    )
+
+
+@credentials.command("list")
+@click.option("--project-id", help="Only this project's credentials.")
+@pass_context
+def list_(ctx: Context, project_id: str | None) -> None:
+    """List access keys (never secrets) as JSON lines."""
+    from imstags.domain.credentials import list_credentials
+
+    database = open_database(ctx.settings())
+    try:
+        with database.read() as session:
+            rows = list_credentials(session, project_id)
+    finally:
+        database.dispose()
+    for row in rows:
+        record = {
+            "access": row.access,
+            "project_id": row.project_id,
+            "description": row.description,
+            "created_at": row.created_at.isoformat(),
+        }
+        click.echo(json.dumps(record))
+
+
+
+@credentials.command("delete")
+@click.argument("access")
+@pass_context
+def delete(ctx: Context, access: str) -> None:
+    """Delete the credential with this access key."""
+    from imstags.domain.credentials import delete_credential_tx
+
+    database = open_database(ctx.settings())
+    try:
+        deleted = database.write(lambda s: delete_credential_tx(s, access))
+    finally:
+        database.dispose()
+    if not deleted:
+        raise click.ClickException(f"no credential with access key {access}")
+    click.echo(f"deleted {access}")
