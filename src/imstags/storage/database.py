@@ -95,12 +95,13 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only snapshot; rolled back at the end."""
+        """A read snapshot, ended (rolled back) when the block exits.
+
+        Closing rather than rolling back the session leaves loaded objects usable after the
+        block (detached, not expired), so handlers can render what they read.
+        """
         with _unavailable_on_connection_loss(), self._reader() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def write(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
         """Run ``work`` in one write transaction and commit it, retrying lost races whole.
