@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from imstags import __version__
 from imstags.api.errors import install_error_handlers
 from imstags.api.ims.summary_cache import SummaryCache
-from imstags.api.middleware import RequestIdMiddleware
+from imstags.api.middleware import InputLimitsMiddleware, RequestIdMiddleware
+from imstags.api.openapi import install_openapi
 from imstags.api.responses import JsonResponse
 from imstags.api.routes import include_routers
 from imstags.api.security import Authenticator
@@ -58,6 +59,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     include_routers(app, services)
+    install_openapi(app)
+    # Added last = outermost: every response, refusals included, carries a request id.
+    app.add_middleware(InputLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app
 

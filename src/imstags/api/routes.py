@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from imstags.api import health
 from imstags.api.ims import tags as ims_tags
 from imstags.api.openstack import images as openstack_images
 
@@ -19,3 +20,5 @@ def include_routers(app: FastAPI, services: Services) -> None:
     app.include_router(ims_tags.router)
     # Native OpenStack image API.
     app.include_router(openstack_images.router)
+    # Liveness and readiness probes (no credentials).
+    app.include_router(health.router)
