@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import click
 
@@ -30,7 +31,7 @@ def serve(
         f"(database: {redact(settings.resolved_database_url)}, workers: {settings.workers})",
         err=True,
     )
-    common = {
+    common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
