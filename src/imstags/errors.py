@@ -52,6 +52,13 @@ class ImageProtected(BadRequest):
     message = "The image in the request is protected."
 
 
+class NotSupported(BadRequest):
+    """An operation of the reference that imstags does not perform (image data, sharing)."""
+
+    code = "IMG.0105"
+    message = "The operation is not supported."
+
+
 class Unauthorized(ImsError):
     status = 401
     code = "IMG.0030"
