@@ -1,27 +1,64 @@
-"""The IMS image-tagging operations, each one write transaction over :mod:`imstags.domain.tags`.
+"""The image-tagging operations of every API family, each one write transaction.
 
-Functions named ``*_tx`` run inside a transaction that the caller opened with
-``Database.write``; the others open their own.
+All of them read the image's tags under its write lock (:func:`~imstags.domain.tags.lock_image`)
+and hand the desired set to :func:`~imstags.domain.tags.replace_image_tags`, the one write
+path, so the 10-tag limit and the core endpoint's aggregate hold whichever API wrote.
+
+Validation happens before the transaction opens, so a refused request costs no lock. Functions
+named ``*_tx`` run inside a transaction that the caller opened with ``Database.write``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from imstags.domain.images import is_well_formed_id
 from imstags.domain.tags import (
+    KEY_MAX_LENGTH,
+    NATIVE_SEPARATOR,
+    NATIVE_TAG_MAX_LENGTH,
+    VALUE_MAX_LENGTH,
     TagFilter,
     image_tags,
     lock_image,
+    parse_native_tag,
     replace_image_tags,
+    validate_native_tag,
+    validate_tag,
     validate_tag_filters,
     validate_tags_to_write,
 )
-from imstags.errors import BadRequest
+from imstags.errors import BadRequest, ImageNotFound, InvalidImageId, InvalidTag, TagNotFound
 from imstags.storage.database import Database
+from imstags.storage.models import Image
 
 ACTIONS = ("create", "delete")
+# The ``tag`` string of PUT /v1/cloudimages/tags is "key.value" (image_tag_format.rst).
+DOTTED_SEPARATOR = "."
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def list_image_tags(db: Database, project_id: str, image_id: str) -> list[tuple[str, str]]:
+    """``GET /v2/{project_id}/images/{image_id}/tags``: the image's tags, by key."""
+    with db.read() as session:
+        if not _image_exists(session, project_id, image_id):
+            raise ImageNotFound()
+        return sorted(image_tags(session, image_id).items())
+
+
+def _image_exists(session: Session, project_id: str, image_id: str) -> bool:
+    found = session.scalar(
+        select(Image.id).where(Image.id == image_id, Image.project_id == project_id)
+    )
+    return found is not None
+
+
+# --- IMS key/value tags ----------------------------------------------------------------------
 
 
 def batch_action(
@@ -35,16 +72,61 @@ def batch_action(
 
     ``create`` adds or overwrites by key (same key and value: nothing happens); ``delete``
     removes a key when its value matches or when no value is given, and ignores tags the image
-    does not have. The action name is case-sensitive.
+    does not have. The action name is case-sensitive; keys must be unique in either case.
     """
     if action not in ACTIONS:
         raise BadRequest(f"The action must be 'create' or 'delete', not '{action}'.")
+    if not tags:
+        raise BadRequest("The tags list must not be empty.")
     if action == "create":
         to_write = validate_tags_to_write(tags)
         db.write(lambda s: add_tags_tx(s, project_id, image_id, to_write))
     else:
-        filters = validate_tag_filters(tags)
+        filters = _unique_filters(validate_tag_filters(tags))
         db.write(lambda s: delete_tags_tx(s, project_id, image_id, filters))
+
+
+def add_tag(db: Database, project_id: str, image_id: str, key: object, value: object) -> None:
+    """``POST /v2/{project_id}/images/{image_id}/tags``: add or overwrite one tag."""
+    tag_key, tag_value = validate_tag(key, value)
+    db.write(lambda s: add_tags_tx(s, project_id, image_id, {tag_key: tag_value}))
+
+
+def delete_tag(db: Database, project_id: str, image_id: str, key: str) -> None:
+    """``DELETE /v2/{project_id}/images/{image_id}/tags/{key}``: not idempotent.
+
+    The key is not checked for characters or length ("to be compatible with remaining
+    tags"); a key the image does not have is a 404.
+    """
+    db.write(lambda s: _delete_key_tx(s, project_id, image_id, key))
+
+
+def _delete_key_tx(session: Session, project_id: str, image_id: str, key: str) -> None:
+    image = lock_image(session, project_id, image_id)
+    current = image_tags(session, image_id)
+    if key not in current:
+        raise TagNotFound(f"The image has no tag with the key '{key}'.")
+    replace_image_tags(session, image, current, {k: v for k, v in current.items() if k != key})
+
+
+def batch_delete(
+    db: Database, project_id: str, image_id: str, tags: Sequence[tuple[object, object]]
+) -> None:
+    """``DELETE /v1/{project_id}/cloudimages/{image_id}/tags/delete`` (the SDK's
+    BatchDeleteTags): the delete half of the batch action, with the same lenient rules."""
+    if not tags:
+        raise BadRequest("The tags list must not be empty.")
+    filters = _unique_filters(validate_tag_filters(tags))
+    db.write(lambda s: delete_tags_tx(s, project_id, image_id, filters))
+
+
+def _unique_filters(filters: list[TagFilter]) -> list[TagFilter]:
+    seen: set[str] = set()
+    for tag in filters:
+        if tag.key in seen:
+            raise InvalidTag(f"The tag key '{tag.key}' occurs more than once in the request.")
+        seen.add(tag.key)
+    return filters
 
 
 def add_tags_tx(session: Session, project_id: str, image_id: str, tags: dict[str, str]) -> bool:
@@ -60,6 +142,103 @@ def delete_tags_tx(
     current = image_tags(session, image_id)
     desired = dict(current)
     for tag in filters:
-        if tag.key in desired and tag.value in (None, desired[tag.key]):
-            del desired[tag.key]
+        # Keys and values are stored trimmed, so a filter matches on its trimmed form.
+        key = tag.key.strip()
+        value = None if tag.value is None else tag.value.strip()
+        if key in desired and value in (None, desired[key]):
+            del desired[key]
     return replace_image_tags(session, image, current, desired)
+
+
+# --- PUT /v1/cloudimages/tags ----------------------------------------------------------------
+
+
+def is_plain_tag_text(text: str) -> bool:
+    """Only letters, digits, ``_`` and ``-`` (image_tag_format.rst, for ``tag`` strings)."""
+    return all(ch.isalnum() or ch in "_-" for ch in text)
+
+
+def parse_dotted_tag(tag: str) -> tuple[str, str]:
+    """``"key.value"``, split on the first ``.``; a string without ``.`` is a key-only tag.
+
+    Key 1-36 and value 0-43 characters, each only letters, digits, ``_`` and ``-``.
+    """
+    key, _, value = tag.partition(DOTTED_SEPARATOR)
+    if not key:
+        raise InvalidTag("The tag must be 'key.value' with a non-empty key.")
+    if len(key) > KEY_MAX_LENGTH:
+        raise InvalidTag(f"The tag key '{key}' is longer than {KEY_MAX_LENGTH} characters.")
+    if len(value) > VALUE_MAX_LENGTH:
+        raise InvalidTag(f"The tag value is longer than {VALUE_MAX_LENGTH} characters.")
+    if not is_plain_tag_text(key) or not is_plain_tag_text(value):
+        raise InvalidTag(
+            "A 'key.value' tag may contain only letters, digits, underscores and hyphens."
+        )
+    return key, value
+
+
+def add_or_modify_tag(
+    db: Database,
+    project_id: str,
+    image_id: str,
+    tag: str | None,
+    image_tag: tuple[object, object] | None,
+) -> None:
+    """``PUT /v1/cloudimages/tags``: one tag, given as ``tag`` or as ``image_tag``.
+
+    The project is the caller's; an image of another project is not found.
+    """
+    if not is_well_formed_id(image_id):
+        raise InvalidImageId(f"The image ID '{image_id}' is not a UUID.")
+    if (tag is None) == (image_tag is None):
+        raise BadRequest("Give exactly one of 'tag' and 'image_tag'.")
+    key, value = parse_dotted_tag(tag) if tag is not None else validate_tag(*image_tag)  # type: ignore[misc]
+    db.write(lambda s: add_tags_tx(s, project_id, image_id, {key: value}))
+
+
+# --- native OpenStack string tags ------------------------------------------------------------
+
+
+def validate_native_tag_to_add(tag: str) -> tuple[str, str]:
+    """A tag of ``PUT /v2/images/{image_id}/tags/{tag}``.
+
+    Besides the rules of every native tag (1-255 characters), the page allows only letters,
+    digits, ``_`` and ``-``; the one ``=`` that separates key from value is the exception
+    (it is how an IMS key/value tag reads as a native string).
+    """
+    if len(tag) > NATIVE_TAG_MAX_LENGTH:
+        raise InvalidTag(f"A tag is limited to {NATIVE_TAG_MAX_LENGTH} characters.")
+    key, value = parse_native_tag(tag)
+    if not is_plain_tag_text(key) or not is_plain_tag_text(value):
+        raise InvalidTag(
+            "A tag may contain only letters, digits, underscores and hyphens "
+            f"(and one '{NATIVE_SEPARATOR}' between a key and its value)."
+        )
+    return validate_native_tag(tag)
+
+
+def add_native_tag(db: Database, project_id: str, image_id: str, tag: str) -> None:
+    """``PUT /v2/images/{image_id}/tags/{tag}``: idempotent; ``k=v`` overwrites key k."""
+    key, value = validate_native_tag_to_add(tag)
+    db.write(lambda s: add_tags_tx(s, project_id, image_id, {key: value}))
+
+
+def delete_native_tag(db: Database, project_id: str, image_id: str, tag: str) -> None:
+    """``DELETE /v2/images/{image_id}/tags/{tag}``: the tag as the image lists it, or 404.
+
+    ``k=v`` matches key k only while its value is v, and ``k`` only the key-only tag k, so
+    that deleting a string the image does not list is a 404 as in Glance. Characters are not
+    checked, so that any listed tag can be deleted.
+    """
+    key, value = parse_native_tag(tag)
+    db.write(lambda s: _delete_exact_tx(s, project_id, image_id, key, value, tag))
+
+
+def _delete_exact_tx(
+    session: Session, project_id: str, image_id: str, key: str, value: str, tag: str
+) -> None:
+    image = lock_image(session, project_id, image_id)
+    current = image_tags(session, image_id)
+    if current.get(key) != value:
+        raise TagNotFound(f"The image has no tag '{tag}'.")
+    replace_image_tags(session, image, current, {k: v for k, v in current.items() if k != key})

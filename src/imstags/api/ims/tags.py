@@ -1,6 +1,9 @@
 """IMS image tagging: ``/v2/{project_id}/images/tags`` and ``.../images/{image_id}/tags...``.
 
-Reference chapter: ims_apis/image_tagging.
+Reference chapter: ims_apis/image_tagging (querying_all_image_tags, adding_an_image_tag,
+deleting_an_image_tag, querying_tags_of_an_image, adding_or_deleting_image_tags_in_a_batch).
+The query by tag is in :mod:`.tag_queries`, the ``/v1/cloudimages/tags`` family in
+:mod:`.cloudimage_tags`.
 """
 
 from __future__ import annotations
@@ -9,15 +12,16 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from imstags.api.deps import ServicesDep
-from imstags.api.responses import no_content
+from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import ProjectScoped
 from imstags.domain import tagging
-from imstags.errors import BadRequest
 
 router = APIRouter(tags=["Image tagging (IMS)"])
 
 
 class TagEntry(BaseModel):
+    """A tag of the batch action: ``value`` is mandatory to create, optional to delete."""
+
     model_config = ConfigDict(extra="ignore")
 
     key: str
@@ -29,6 +33,30 @@ class TagsActionBody(BaseModel):
 
     action: str
     tags: list[TagEntry]
+
+
+class NewTag(BaseModel):
+    """A tag to write: the value is mandatory and may be the empty string."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str
+    value: str
+
+
+class AddTagBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tag: NewTag
+
+
+class ImageTag(BaseModel):
+    key: str
+    value: str
+
+
+class ImageTagList(BaseModel):
+    tags: list[ImageTag]
 
 
 class TagSummary(BaseModel):
@@ -74,8 +102,6 @@ def batch_tags_action(
     principal: ProjectScoped,
     services: ServicesDep,
 ) -> Response:
-    if not body.tags:
-        raise BadRequest("The tags list must not be empty.")
     tagging.batch_action(
         services.db,
         principal.project_id,
@@ -83,4 +109,53 @@ def batch_tags_action(
         body.action,
         [(tag.key, tag.value) for tag in body.tags],
     )
+    return no_content()
+
+
+@router.post(
+    "/v2/{project_id}/images/{image_id}/tags",
+    status_code=204,
+    response_class=Response,
+    summary="Adding an Image Tag",
+)
+def add_image_tag(
+    project_id: str,
+    image_id: str,
+    body: AddTagBody,
+    principal: ProjectScoped,
+    services: ServicesDep,
+) -> Response:
+    tagging.add_tag(services.db, principal.project_id, image_id, body.tag.key, body.tag.value)
+    return no_content()
+
+
+@router.get(
+    "/v2/{project_id}/images/{image_id}/tags",
+    response_model=ImageTagList,
+    summary="Querying Tags of an Image",
+)
+def list_image_tags(
+    project_id: str, image_id: str, principal: ProjectScoped, services: ServicesDep
+) -> Response:
+    """Tags in ascending key order (the reference names no order)."""
+    tags = tagging.list_image_tags(services.db, principal.project_id, image_id)
+    return JsonResponse({"tags": [{"key": key, "value": value} for key, value in tags]})
+
+
+@router.delete(
+    "/v2/{project_id}/images/{image_id}/tags/{key:path}",
+    status_code=204,
+    response_class=Response,
+    summary="Deleting an Image Tag",
+)
+def delete_image_tag(
+    project_id: str,
+    image_id: str,
+    key: str,
+    principal: ProjectScoped,
+    services: ServicesDep,
+) -> Response:
+    """The key is the rest of the path, so a key containing ``/`` (sent as ``%2F``, as the
+    SDK encodes it) can be deleted too."""
+    tagging.delete_tag(services.db, principal.project_id, image_id, key)
     return no_content()

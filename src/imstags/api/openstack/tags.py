@@ -1,0 +1,46 @@
+"""Native OpenStack image tags: ``PUT`` and ``DELETE /v2/images/{image_id}/tags/{tag}``.
+
+Reference chapter: native_openstack_apis/image_tagging_native_openstack_apis. A native tag is
+one string; ``k=v`` is the IMS tag key k with value v and ``k`` the key k with the empty value
+(see :mod:`imstags.domain.tags`), so tags written here show in every IMS tag API and the other
+way round. Both answer 204 with an empty body, whatever the request's Content-Type (glanceclient
+sends ``application/octet-stream``); any request body is ignored.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from imstags.api.deps import ServicesDep
+from imstags.api.responses import no_content
+from imstags.api.security import Authenticated
+from imstags.domain import tagging
+
+router = APIRouter(tags=["Image tags (native OpenStack)"])
+
+
+@router.put(
+    "/v2/images/{image_id}/tags/{tag}",
+    status_code=204,
+    response_class=Response,
+    summary="Adding a Tag (Native OpenStack API)",
+)
+def add_tag(image_id: str, tag: str, principal: Authenticated, services: ServicesDep) -> Response:
+    """Idempotent; ``k=v`` overwrites another value of key k. Beyond the page (letters,
+    digits, ``_``, ``-``), one ``=`` separates a key from its value."""
+    tagging.add_native_tag(services.db, principal.project_id, image_id, tag)
+    return no_content()
+
+
+@router.delete(
+    "/v2/images/{image_id}/tags/{tag}",
+    status_code=204,
+    response_class=Response,
+    summary="Deleting a Tag (Native OpenStack API)",
+)
+def delete_tag(
+    image_id: str, tag: str, principal: Authenticated, services: ServicesDep
+) -> Response:
+    """A tag the image does not list is a 404 (as in Glance; the page is silent)."""
+    tagging.delete_native_tag(services.db, principal.project_id, image_id, tag)
+    return no_content()

@@ -1,0 +1,245 @@
+"""``POST /v2/{project_id}/images/resource_instances/action``: images by tag, filtered or counted.
+
+The whole query is one SQL statement. Each tag condition is a sub-select of image ids from
+``image_tags`` restricted to the project and the key (and values), which the
+``(project_id, key, value)`` index answers without touching other projects' rows or the
+images that do not carry the key; images are never loaded into Python to be filtered.
+
+Semantics (querying_images_by_tag.rst): ``tags`` - the image has every listed tag;
+``tags_any`` - at least one; ``not_tags`` - not every one; ``not_tags_any`` - none. A tag
+with ``values`` matches when the image's value is any of them, with an empty ``values`` list
+whatever the value. ``without_any_tag`` selects untagged images and overrides the four lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
+from sqlalchemy.orm import Session
+
+from imstags.domain.tags import tags_of_images
+from imstags.errors import BadRequest, InvalidTag
+from imstags.storage.models import Image, ImageTag
+
+QUERY_ACTIONS = ("filter", "count")
+MAX_QUERY_KEYS = 10
+MAX_QUERY_VALUES = 10
+QUERY_KEY_MAX_LENGTH = 128
+QUERY_VALUE_MAX_LENGTH = 255
+MATCH_VALUE_MAX_LENGTH = 255
+MATCH_KEYS = ("resource_name", "resource_id")
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 1000
+TAG_LISTS = ("tags", "tags_any", "not_tags", "not_tags_any")
+
+
+@dataclass(frozen=True)
+class TagCondition:
+    key: str
+    values: tuple[str, ...]  # empty: any value
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    action: str
+    tags: tuple[TagCondition, ...] = ()
+    tags_any: tuple[TagCondition, ...] = ()
+    not_tags: tuple[TagCondition, ...] = ()
+    not_tags_any: tuple[TagCondition, ...] = ()
+    without_any_tag: bool = False
+    matches: dict[str, str] = field(default_factory=dict)
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class FoundImage:
+    image_id: str
+    name: str
+    status: str
+    tags: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    total_count: int
+    resources: list[FoundImage] | None  # None for "count"
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def parse_query(body: dict[str, Any]) -> ImageQuery:
+    """Check every limit the page states; ``body`` holds the request's fields as sent."""
+    action = body.get("action")
+    if action not in QUERY_ACTIONS:
+        raise BadRequest(f"The action must be 'filter' or 'count', not '{action}'.")
+    lists = {name: _tag_conditions(name, body.get(name)) for name in TAG_LISTS}
+    without = bool(body.get("without_any_tag") or False)
+    matches = _matches(body.get("matches"))
+    limit, offset = DEFAULT_LIMIT, 0
+    if action == "filter":  # both are "invalid" (ignored) when counting
+        limit = _integer("limit", body.get("limit"), DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = _integer("offset", body.get("offset"), 0, 0, None)
+    return ImageQuery(
+        action=action,
+        without_any_tag=without,
+        matches=matches,
+        limit=limit,
+        offset=offset,
+        **lists,
+    )
+
+
+def _tag_conditions(name: str, entries: Sequence[Any] | None) -> tuple[TagCondition, ...]:
+    if entries is None:
+        return ()
+    if not entries:
+        raise InvalidTag(f"'{name}' must not be an empty list; leave it out instead.")
+    if len(entries) > MAX_QUERY_KEYS:
+        raise InvalidTag(f"'{name}' may name at most {MAX_QUERY_KEYS} tag keys.")
+    conditions: list[TagCondition] = []
+    keys: set[str] = set()
+    for entry in entries:
+        key, values = entry["key"], entry["values"]
+        if not key or not key.strip():
+            raise InvalidTag(f"A tag key in '{name}' cannot be empty.")
+        if len(key) > QUERY_KEY_MAX_LENGTH:
+            raise InvalidTag(
+                f"A tag key in '{name}' is longer than {QUERY_KEY_MAX_LENGTH} characters."
+            )
+        if key in keys:
+            raise InvalidTag(f"The tag key '{key}' occurs more than once in '{name}'.")
+        keys.add(key)
+        if len(values) > MAX_QUERY_VALUES:
+            raise InvalidTag(
+                f"The tag key '{key}' in '{name}' has more than {MAX_QUERY_VALUES} values."
+            )
+        if len(set(values)) != len(values):
+            raise InvalidTag(f"The values of tag key '{key}' in '{name}' must be unique.")
+        for value in values:
+            if len(value) > QUERY_VALUE_MAX_LENGTH:
+                raise InvalidTag(
+                    f"A value of tag key '{key}' in '{name}' is longer than "
+                    f"{QUERY_VALUE_MAX_LENGTH} characters."
+                )
+        conditions.append(TagCondition(key, tuple(values)))
+    return tuple(conditions)
+
+
+def _matches(entries: Sequence[Any] | None) -> dict[str, str]:
+    if entries is None:
+        return {}
+    if not entries:
+        raise BadRequest("'matches' must not be an empty list; leave it out instead.")
+    matches: dict[str, str] = {}
+    for entry in entries:
+        key, value = entry["key"], entry["value"]
+        if key not in MATCH_KEYS:
+            raise BadRequest(f"A 'matches' key must be one of {', '.join(MATCH_KEYS)}.")
+        if key in matches:
+            raise BadRequest(f"The key '{key}' occurs more than once in 'matches'.")
+        if len(value) > MATCH_VALUE_MAX_LENGTH:
+            raise BadRequest(
+                f"A 'matches' value is longer than {MATCH_VALUE_MAX_LENGTH} characters."
+            )
+        matches[key] = value
+    return matches
+
+
+def _integer(name: str, raw: object, default: int, low: int, high: int | None) -> int:
+    """``limit`` and ``offset`` are strings in the reference; integers are accepted too."""
+    if raw is None:
+        return default
+    if isinstance(raw, bool):
+        raise BadRequest(f"'{name}' must be an integer.")
+    if isinstance(raw, int):
+        number = raw
+    else:
+        try:
+            number = int(raw) if isinstance(raw, str) else None
+        except ValueError:
+            number = None
+        if number is None:
+            raise BadRequest(f"'{name}' must be an integer.")
+    if number < low or (high is not None and number > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise BadRequest(f"'{name}' must be {bounds}, not {number}.")
+    return number
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+
+def _carrying(project_id: str, conditions: Sequence[TagCondition]) -> ColumnElement[bool]:
+    """``images.id IN (ids of images carrying any of these tags)``, one index range each."""
+    clauses = []
+    for cond in conditions:
+        clause = ImageTag.key == cond.key
+        if cond.values:
+            clause = and_(clause, ImageTag.value.in_(cond.values))
+        clauses.append(clause)
+    ids = select(ImageTag.image_id).where(ImageTag.project_id == project_id, or_(*clauses))
+    return Image.id.in_(ids)
+
+
+def _has_all(project_id: str, conditions: Sequence[TagCondition]) -> ColumnElement[bool]:
+    return and_(*(_carrying(project_id, [cond]) for cond in conditions))
+
+
+def where_clause(project_id: str, query: ImageQuery) -> ColumnElement[bool]:
+    clauses: list[ColumnElement[bool]] = [Image.project_id == project_id]
+    if query.without_any_tag:
+        clauses.append(~exists().where(ImageTag.image_id == Image.id))
+    else:
+        if query.tags:
+            clauses.append(_has_all(project_id, query.tags))
+        if query.tags_any:
+            clauses.append(_carrying(project_id, query.tags_any))
+        if query.not_tags:
+            clauses.append(not_(_has_all(project_id, query.not_tags)))
+        if query.not_tags_any:
+            clauses.append(not_(_carrying(project_id, query.not_tags_any)))
+    return and_(*clauses)
+
+
+def _match_clauses(session: Session, matches: dict[str, str]) -> list[ColumnElement[bool]]:
+    """``resource_name``: substring, case-sensitive on both databases (an empty value: the
+    empty name exactly); ``resource_id``: exact."""
+    clauses: list[ColumnElement[bool]] = []
+    if "resource_id" in matches:
+        clauses.append(Image.id == matches["resource_id"])
+    if "resource_name" in matches:
+        name = matches["resource_name"]
+        if not name:
+            clauses.append(Image.name == name)
+        else:
+            # instr/strpos rather than LIKE: SQLite's LIKE ignores ASCII case, PostgreSQL's
+            # does not, and neither needs escaping of % and _.
+            position = "strpos" if session.get_bind().dialect.name == "postgresql" else "instr"
+            clauses.append(getattr(func, position)(Image.name, name) > 0)
+    return clauses or [true()]
+
+
+def run_query(session: Session, project_id: str, query: ImageQuery) -> QueryResult:
+    where = and_(where_clause(project_id, query), *_match_clauses(session, query.matches))
+    total = session.scalar(select(func.count()).select_from(Image).where(where)) or 0
+    if query.action == "count":
+        return QueryResult(total, None)
+    if query.offset >= total:
+        return QueryResult(total, [])
+    rows = session.execute(
+        select(Image.id, Image.name, Image.status)
+        .where(where)
+        .order_by(Image.created_at.desc(), Image.id.desc())
+        .limit(query.limit)
+        .offset(query.offset)
+    ).all()
+    tags = tags_of_images(session, [row.id for row in rows])
+    return QueryResult(
+        total,
+        [FoundImage(row.id, row.name, row.status, sorted(tags[row.id].items())) for row in rows],
+    )
