@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from imstags import __version__
 from imstags.api.errors import install_error_handlers
+from imstags.api.identity.tokens import token_validator
 from imstags.api.ims.summary_cache import SummaryCache
 from imstags.api.middleware import InputLimitsMiddleware, RequestIdMiddleware
 from imstags.api.openapi import install_openapi
@@ -32,6 +33,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.authenticator = Authenticator(self)
+        self.authenticator.token_validator = token_validator(self.db)
         self.summaries = SummaryCache(self.db)
 
 

@@ -1,7 +1,6 @@
 """The image catalog: the images that tags rest on.
 
-An image belongs to one project. Another project's image is indistinguishable from a missing
-one (404), so ids of other tenants' images cannot be probed.
+An image belongs to one project; who sees what is decided in :mod:`imstags.domain.projects`.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from imstags.domain.image_attributes import COLUMNS
+from imstags.domain.projects import visible_to
 from imstags.domain.tags import (
     MAX_TAGS_PER_IMAGE,
     image_tags,
@@ -24,22 +25,6 @@ from imstags.domain.tags import (
 )
 from imstags.errors import BadRequest, ImageNotFound, ImageProtected, TagQuotaExceeded
 from imstags.storage.models import Image
-
-# Attributes with columns of their own, by the name the native API uses for them.
-COLUMN_ATTRIBUTES = {
-    "name": "name",
-    "visibility": "visibility",
-    "protected": "protected",
-    "container_format": "container_format",
-    "disk_format": "disk_format",
-    "min_disk": "min_disk",
-    "min_ram": "min_ram",
-    "__imagetype": "image_type",
-    "__os_type": "os_type",
-    "__platform": "platform",
-    "__os_version": "os_version",
-    "virtual_env_type": "virtual_env_type",
-}
 
 
 @dataclass
@@ -88,7 +73,7 @@ def create_image_tx(
         properties=dict(properties),
         created_at=now,
         updated_at=now,
-        **{COLUMN_ATTRIBUTES[name]: value for name, value in attributes.items()},
+        **{COLUMNS[name]: value for name, value in attributes.items()},
     )
     session.add(image)
     session.flush()
@@ -98,7 +83,7 @@ def create_image_tx(
 
 def get_image(session: Session, project_id: str, image_id: str) -> ImageRecord:
     image = session.scalars(
-        select(Image).where(Image.id == image_id, Image.project_id == project_id)
+        select(Image).where(Image.id == image_id, visible_to(project_id))
     ).first()
     if image is None:
         raise ImageNotFound()

@@ -1,135 +1,90 @@
 """Native OpenStack images: ``/v2/images`` and ``/v2/images/{image_id}``.
 
-Reference chapter: native_openstack_apis/image_native_openstack_apis.
+Reference chapter: native_openstack_apis/image_native_openstack_apis. imstags keeps image
+metadata only: an image is created ``queued`` and stays so; the data routes (upload, download,
+stage, import) answer 400 ``IMG.0105``, and so do the sharing (members) routes.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Response
+import orjson
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from imstags.api.deps import ServicesDep
+from imstags.api.openstack.documents import ImageDocument, render_image
+from imstags.api.openstack.schemas import image_schema
 from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import Authenticated
-from imstags.domain import images
-from imstags.domain.tags import format_native_tag
-from imstags.errors import BadRequest, Forbidden, ImageNotFound
+from imstags.domain import image_patch, image_queries, images
+from imstags.domain.image_attributes import split_create_body
+from imstags.errors import BadRequest, ImageNotFound, NotSupported
 
 router = APIRouter(tags=["Images (native OpenStack)"])
 
-READ_ONLY = {
-    "status", "created_at", "updated_at", "owner", "checksum", "size", "virtual_size",
-    "self", "file", "schema", "direct_url", "locations",
-}  # fmt: skip
-DISK_FORMATS = {
-    "zvhd2", "zvhd", "vhd", "raw", "qcow2", "vmdk", "vdi", "iso", "ami", "ari", "aki", "ploop",
-}  # fmt: skip
-CONTAINER_FORMATS = {"bare", "ovf", "ami", "ari", "aki", "ova", "docker", "compressed"}
-VISIBILITIES = {"private", "shared", "community", "public"}
-_STRING_COLUMNS = {"__imagetype", "__os_type", "__platform", "__os_version", "virtual_env_type"}
+DEFAULT_PAGE_SIZE = 25
+PATCH_MEDIA_TYPES = (
+    "application/openstack-images-v2.1-json-patch",
+    "application/openstack-images-v2.0-json-patch",
+)
 
 
-def render_image(record: images.ImageRecord) -> dict[str, Any]:
-    """The flat Glance-style image document with IMS's ``__`` attributes."""
-    image = record.image
-    doc: dict[str, Any] = dict(image.properties or {})
-    doc.update(
-        {
-            "id": image.id,
-            "name": image.name,
-            "status": image.status,
-            "visibility": image.visibility,
-            "protected": image.protected,
-            "container_format": image.container_format,
-            "disk_format": image.disk_format,
-            "min_disk": image.min_disk,
-            "min_ram": image.min_ram,
-            "size": image.size,
-            "virtual_size": image.virtual_size,
-            "checksum": image.checksum,
-            "owner": image.project_id,
-            "tags": sorted(format_native_tag(k, v) for k, v in record.tags.items()),
-            "created_at": _iso(image.created_at),
-            "updated_at": _iso(image.updated_at),
-            "self": f"/v2/images/{image.id}",
-            "file": f"/v2/images/{image.id}/file",
-            "schema": "/v2/schemas/image",
-            "__imagetype": image.image_type,
-            "virtual_env_type": image.virtual_env_type,
-            "__isregistered": "true",
-        }
-    )
-    for attr, value in (
-        ("__os_type", image.os_type),
-        ("__platform", image.platform),
-        ("__os_version", image.os_version),
-    ):
-        if value is not None:
-            doc[attr] = value
-    return doc
+PATCH_OPERATION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "op": {"type": "string", "enum": list(image_patch.OPS)},
+        "path": {"type": "string", "pattern": "^/.+"},
+        "value": {},
+    },
+    "required": ["op", "path"],
+}
 
 
-def _iso(value: Any) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+class ImageList(BaseModel):
+    images: list[ImageDocument]
+    schema_: str | None = None
+    first: str | None = None
+    next: str | None = None
+
+    model_config = {"populate_by_name": True, "json_schema_extra": {"required": ["images"]}}
 
 
-def _split_create_body(
-    body: dict[str, Any],
-) -> tuple[dict[str, Any], list[str], dict[str, Any], str | None]:
-    attributes: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
-    tags = body.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+def _image_body_schema() -> dict[str, Any]:
+    schema = image_schema()
+    return {"type": "object", "properties": schema["properties"], "additionalProperties": True}
+
+
+@router.post(
+    "/v2/images",
+    status_code=201,
+    summary="Creating Image Metadata",
+    response_model=None,
+    responses={201: {"model": ImageDocument, "description": "The new image (queued)"}},
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": _image_body_schema()}}}
+    },
+)
+def create_image(
+    principal: Authenticated, services: ServicesDep, body: Annotated[dict[str, Any], Body()]
+) -> Response:
+    """Additional string properties are kept (openstacksdk sends ``owner_specified.*``)."""
+    body = dict(body)
+    tags = body.pop("tags", [])
+    if not isinstance(tags, list):
         raise BadRequest("tags must be a list of strings.")
-    image_id = body.get("id")
+    image_id = body.pop("id", None)
     if image_id is not None and (
         not isinstance(image_id, str) or not images.is_well_formed_id(image_id)
     ):
         raise BadRequest("id must be a UUID.")
-    for name, value in body.items():
-        if name in ("tags", "id"):
-            continue
-        if name in READ_ONLY:
-            raise Forbidden(f"Attribute '{name}' is read-only.")
-        if name == "name":
-            if not isinstance(value, str) or len(value) > 255:
-                raise BadRequest("name must be a string of at most 255 characters.")
-        elif name == "protected":
-            if not isinstance(value, bool):
-                raise BadRequest("protected must be a boolean.")
-        elif name in ("min_disk", "min_ram"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise BadRequest(f"{name} must be a non-negative integer.")
-        elif name == "disk_format":
-            if value not in DISK_FORMATS:
-                raise BadRequest(f"disk_format must be one of {', '.join(sorted(DISK_FORMATS))}.")
-        elif name == "container_format":
-            if value not in CONTAINER_FORMATS:
-                raise BadRequest("container_format is not supported.")
-        elif name == "visibility":
-            if value not in VISIBILITIES:
-                raise BadRequest("visibility must be private, shared, community or public.")
-        elif name in _STRING_COLUMNS:
-            if not isinstance(value, str):
-                raise BadRequest(f"{name} must be a string.")
-        else:
-            if not isinstance(value, str) or len(value) > 255 or len(name) > 255:
-                raise BadRequest(f"Additional property '{name}' must be a string.")
-            properties[name] = value
-            continue
-        attributes[name] = value
-    return attributes, tags, properties, image_id
-
-
-@router.post("/v2/images", status_code=201, summary="Creating Image Metadata")
-def create_image(
-    principal: Authenticated, services: ServicesDep, body: Annotated[dict[str, Any], Body()]
-) -> Response:
-    attributes, tags, properties, image_id = _split_create_body(body)
+    fields = split_create_body(body)
     record = services.db.write(
         lambda s: images.create_image_tx(
-            s, principal.project_id, attributes, tags, properties, image_id
+            s, principal.project_id, fields.columns, tags, fields.properties, image_id
         )
     )
     return JsonResponse(
@@ -139,7 +94,45 @@ def create_image(
     )
 
 
-@router.get("/v2/images/{image_id}", summary="Querying Image Details")
+@router.get(
+    "/v2/images",
+    summary="Querying Images",
+    response_model=None,
+    responses={200: {"model": ImageList, "description": "One page of images"}},
+)
+def list_images(request: Request, principal: Authenticated, services: ServicesDep) -> Response:
+    """Filters, ``marker``/``limit`` paging (at most 1000 per page) and sorting as in the
+    reference; ``next`` is present only when another page follows. Unknown parameters filter
+    on the additional property of that name, as Glance does."""
+    params = request.query_params.multi_items()
+    query = image_queries.parse_query(principal.project_id, params, default_limit=DEFAULT_PAGE_SIZE)
+    with services.db.read() as session:
+        page = image_queries.run_query(session, query)
+    body: dict[str, Any] = {
+        "images": [render_image(record) for record in page.records],
+        "schema": "/v2/schemas/images",
+        "first": _page_link(params, None),
+    }
+    if page.has_more and page.records:
+        body["next"] = _page_link(params, page.records[-1].image.id, query.limit)
+    return JsonResponse(body)
+
+
+def _page_link(params: list[tuple[str, str]], marker: str | None, limit: int | None = None) -> str:
+    kept = [(k, v) for k, v in params if k != "marker" and (limit is None or k != "limit")]
+    if limit is not None:
+        kept.append(("limit", str(limit)))
+    if marker is not None:
+        kept.append(("marker", marker))
+    return "/v2/images" + ("?" + urlencode(kept) if kept else "")
+
+
+@router.get(
+    "/v2/images/{image_id}",
+    summary="Querying Image Details",
+    response_model=None,
+    responses={200: {"model": ImageDocument, "description": "The image"}},
+)
 def show_image(image_id: str, principal: Authenticated, services: ServicesDep) -> Response:
     if not images.is_well_formed_id(image_id):
         raise ImageNotFound()
@@ -148,9 +141,95 @@ def show_image(image_id: str, principal: Authenticated, services: ServicesDep) -
     return JsonResponse(render_image(record))
 
 
+@router.patch(
+    "/v2/images/{image_id}",
+    summary="Modifying an Image",
+    response_model=None,
+    responses={200: {"model": ImageDocument, "description": "The image after the change"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media_type: {"schema": {"type": "array", "items": PATCH_OPERATION_SCHEMA}}
+                for media_type in (*PATCH_MEDIA_TYPES, "application/json")
+            },
+        }
+    },
+)
+async def update_image(
+    image_id: str, request: Request, principal: Authenticated, services: ServicesDep
+) -> Response:
+    """Glance semantics: any writable base attribute, ``/tags`` (the whole list) and
+    additional properties. Departures: the reference's constraint "only customised attributes,
+    name and description" is relaxed to what Glance and openstacksdk change; visibility stays
+    ``private`` (no sharing)."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in (*PATCH_MEDIA_TYPES, "application/json"):
+        raise BadRequest(
+            f"The Content-Type must be {PATCH_MEDIA_TYPES[0]} or {PATCH_MEDIA_TYPES[1]}."
+        )
+    operations = image_patch.parse_operations(_json(await request.body()))
+    if not images.is_well_formed_id(image_id):
+        raise ImageNotFound()
+    record = await run_in_threadpool(
+        services.db.write,
+        lambda s: image_patch.apply_patch_tx(
+            s, principal.project_id, image_id, operations, "native"
+        ),
+    )
+    return JsonResponse(render_image(record))
+
+
+def _json(raw: bytes) -> Any:
+    if not raw:
+        raise BadRequest("The request body is empty.", code="IMG.0007")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("The request body is not valid JSON.") from exc
+
+
 @router.delete("/v2/images/{image_id}", status_code=204, summary="Deleting an Image")
 def delete_image(image_id: str, principal: Authenticated, services: ServicesDep) -> Response:
+    """A protected image is refused (400 ``IMG.0028``); the reference's ``delete_backup``
+    body has nothing to act on here and is ignored."""
     if not images.is_well_formed_id(image_id):
         raise ImageNotFound()
     services.db.write(lambda s: images.delete_image_tx(s, principal.project_id, image_id))
     return no_content()
+
+
+# The routes below always answer 400 IMG.0105; their documented success is the reference's.
+def _not_supported(what: str, *, member: bool) -> Any:
+    def handler(image_id: str, _principal: Authenticated) -> Response:
+        raise NotSupported(f"The operation is not supported: {what}.")
+
+    def member_handler(image_id: str, member_id: str, _principal: Authenticated) -> Response:
+        raise NotSupported(f"The operation is not supported: {what}.")
+
+    return member_handler if member else handler
+
+
+_DATA = "imstags keeps image metadata only, no data"
+_SHARING = "image sharing is out of scope"
+for _method, _path, _what in (
+    ("PUT", "/v2/images/{image_id}/file", _DATA),
+    ("GET", "/v2/images/{image_id}/file", _DATA),
+    ("PUT", "/v2/images/{image_id}/stage", _DATA),
+    ("POST", "/v2/images/{image_id}/import", _DATA),
+    ("GET", "/v2/images/{image_id}/members", _SHARING),
+    ("POST", "/v2/images/{image_id}/members", _SHARING),
+    ("GET", "/v2/images/{image_id}/members/{member_id}", _SHARING),
+    ("PUT", "/v2/images/{image_id}/members/{member_id}", _SHARING),
+    ("DELETE", "/v2/images/{image_id}/members/{member_id}", _SHARING),
+):
+    _suffix = _path.removeprefix("/v2/images/{image_id}/").replace("/{member_id}", "_one")
+    router.add_api_route(
+        _path,
+        _not_supported(_what, member="{member_id}" in _path),
+        methods=[_method],
+        summary=f"Not supported: {_what}",
+        status_code=204,
+        response_model=None,
+        name=f"not_supported_{_method.lower()}_{_suffix}",
+    )

@@ -1,0 +1,295 @@
+"""Keystone v3 tokens: ``POST``, ``GET``, ``HEAD`` and ``DELETE /v3/auth/tokens``.
+
+The subset keystoneauth, openstacksdk and the ``openstack`` command use: password
+authentication scoped to a project (by id, or by name when the project has one), answered 201
+with the token in ``X-Subject-Token`` and a body whose service catalog points the ``image``
+service at this server's unversioned root. A token in ``X-Auth-Token`` then authenticates every
+API like an AK/SK signature does (:func:`token_validator`).
+
+Departures from Keystone: only the ``password`` method and project scope (a request without a
+scope gets the user's own project); roles are fixed (``member``, ``reader``); errors keep the
+service's one error shape (keystoneauth reads its ``message``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from imstags.api.deps import ServicesDep
+from imstags.api.links import public_base_url
+from imstags.api.responses import JsonResponse, no_content
+from imstags.api.security import Authenticated, Principal, TokenValidator
+from imstags.domain import identity
+from imstags.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from imstags.settings import Settings
+from imstags.storage.database import Database
+
+router = APIRouter(tags=["Identity (Keystone v3)"])
+
+SUBJECT_TOKEN = "X-Subject-Token"  # noqa: S105 - a header name, not a secret
+_DOMAIN = {"id": identity.DOMAIN_ID, "name": identity.DOMAIN_NAME}
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class DomainRef(_Loose):
+    id: str | None = None
+    name: str | None = None
+
+
+class UserRef(_Loose):
+    id: str | None = None
+    name: str | None = None
+    domain: DomainRef | None = None
+    password: str
+
+
+class PasswordMethod(_Loose):
+    user: UserRef
+
+
+class IdentityPart(_Loose):
+    methods: list[str]
+    password: PasswordMethod | None = None
+
+
+class ProjectRef(_Loose):
+    id: str | None = None
+    name: str | None = None
+    domain: DomainRef | None = None
+
+
+class Scope(_Loose):
+    project: ProjectRef | None = None
+
+
+class AuthPart(_Loose):
+    identity: IdentityPart
+    scope: Scope | None = None
+
+
+class AuthRequest(_Loose):
+    auth: AuthPart
+
+
+class NamedRef(BaseModel):
+    id: str
+    name: str
+    domain: DomainRef | None = None
+
+
+class Endpoint(BaseModel):
+    id: str
+    interface: str
+    region: str
+    region_id: str
+    url: str
+
+
+class CatalogEntry(BaseModel):
+    id: str
+    type: str
+    name: str
+    endpoints: list[Endpoint]
+
+
+class TokenBody(BaseModel):
+    methods: list[str]
+    user: NamedRef
+    project: NamedRef
+    roles: list[NamedRef]
+    audit_ids: list[str]
+    issued_at: str
+    expires_at: str
+    is_domain: bool
+    catalog: list[CatalogEntry] | None = None
+
+
+class TokenResponse(BaseModel):
+    token: TokenBody
+
+
+def _password_auth(body: AuthRequest) -> identity.PasswordAuth:
+    ident = body.auth.identity
+    if "password" not in ident.methods or ident.password is None:
+        raise Unauthorized("Only the password authentication method is supported.")
+    if ident.methods != ["password"]:
+        raise Unauthorized("Only the password authentication method is supported.")
+    user = ident.password.user
+    project = body.auth.scope.project if body.auth.scope else None
+    if body.auth.scope is not None and project is None:
+        raise BadRequest("Only project scope is supported.")
+    return identity.PasswordAuth(
+        password=user.password,
+        user_id=user.id,
+        user_name=user.name,
+        user_domain_id=user.domain.id if user.domain else None,
+        user_domain_name=user.domain.name if user.domain else None,
+        project_id=project.id if project else None,
+        project_name=project.name if project else None,
+        project_domain_id=project.domain.id if project and project.domain else None,
+        project_domain_name=project.domain.name if project and project.domain else None,
+    )
+
+
+def _keystone_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
+def render_token(
+    info: identity.TokenInfo, base_url: str, settings: Settings, *, catalog: bool
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "methods": list(info.methods),
+        "user": {
+            "id": info.user_id,
+            "name": info.user_name,
+            "domain": _DOMAIN,
+            "password_expires_at": None,
+        },
+        "project": {"id": info.project_id, "name": info.project_name, "domain": _DOMAIN},
+        "roles": [{"id": f"role-{name}", "name": name} for name in identity.ROLE_NAMES],
+        "audit_ids": [info.audit_id],
+        "issued_at": _keystone_time(info.issued_at),
+        "expires_at": _keystone_time(info.expires_at),
+        "is_domain": False,
+    }
+    if catalog:
+        body["catalog"] = service_catalog(base_url, settings.region)
+    return {"token": body}
+
+
+def service_catalog(base_url: str, region: str) -> list[dict[str, Any]]:
+    """The image service at the unversioned root (openstacksdk discovers ``/v2/`` from
+    there), and identity at ``/v3``."""
+
+    def endpoint(service: str, url: str) -> dict[str, Any]:
+        return {
+            "id": f"{service}-public",
+            "interface": "public",
+            "region": region,
+            "region_id": region,
+            "url": url,
+        }
+
+    return [
+        {
+            "id": "image",
+            "type": "image",
+            "name": "glance",
+            "endpoints": [endpoint("image", base_url)],
+        },
+        {
+            "id": "identity",
+            "type": "identity",
+            "name": "keystone",
+            "endpoints": [endpoint("identity", base_url + "/v3")],
+        },
+    ]
+
+
+@router.post(
+    "/v3/auth/tokens",
+    status_code=201,
+    summary="Issuing a token (Keystone v3, password method)",
+    response_model=None,
+    responses={201: {"model": TokenResponse, "description": f"The token is in {SUBJECT_TOKEN}"}},
+)
+def issue_token(
+    request: Request,
+    services: ServicesDep,
+    body: Annotated[AuthRequest, Body()],
+    nocatalog: str | None = None,
+) -> Response:
+    auth = _password_auth(body)
+    settings = services.settings
+    token, info = services.db.write(
+        lambda s: identity.issue_token_tx(s, auth, settings.token_ttl_seconds)
+    )
+    document = render_token(
+        info, public_base_url(request, settings), settings, catalog=nocatalog is None
+    )
+    return JsonResponse(document, status_code=201, headers={SUBJECT_TOKEN: token})
+
+
+def _subject(
+    principal: Principal, subject: str | None, services: ServicesDep
+) -> identity.TokenInfo:
+    """The subject token, which the caller may inspect or revoke only if it is its own user's."""
+    if not subject:
+        raise BadRequest(f"The {SUBJECT_TOKEN} header is missing.")
+    try:
+        with services.db.read() as session:
+            info = identity.validate_token(session, subject)
+    except Unauthorized as exc:
+        raise NotFound(f"Could not find token: {exc.message}") from exc
+    if principal.user_id != info.user_id:
+        raise Forbidden("A token can be inspected or revoked only by its own user.")
+    return info
+
+
+@router.get(
+    "/v3/auth/tokens",
+    summary="Validating a token (Keystone v3)",
+    response_model=None,
+    responses={200: {"model": TokenResponse, "description": "The subject token"}},
+)
+def validate_token(
+    request: Request,
+    principal: Authenticated,
+    services: ServicesDep,
+    x_subject_token: Annotated[str | None, Header()] = None,
+    nocatalog: str | None = None,
+) -> Response:
+    info = _subject(principal, x_subject_token, services)
+    base = public_base_url(request, services.settings)
+    document = render_token(info, base, services.settings, catalog=nocatalog is None)
+    return JsonResponse(document, headers={SUBJECT_TOKEN: x_subject_token or ""})
+
+
+@router.head(
+    "/v3/auth/tokens",
+    summary="Checking a token (Keystone v3)",
+    status_code=200,
+    response_class=Response,
+)
+def check_token(
+    principal: Authenticated,
+    services: ServicesDep,
+    x_subject_token: Annotated[str | None, Header()] = None,
+) -> Response:
+    _subject(principal, x_subject_token, services)
+    return Response(status_code=200)
+
+
+@router.delete("/v3/auth/tokens", status_code=204, summary="Revoking a token (Keystone v3)")
+def revoke_token(
+    principal: Authenticated,
+    services: ServicesDep,
+    x_subject_token: Annotated[str | None, Header()] = None,
+) -> Response:
+    _subject(principal, x_subject_token, services)
+    subject = x_subject_token or ""
+    services.db.write(lambda s: identity.revoke_token_tx(s, subject))
+    return no_content()
+
+
+def token_validator(db: Database) -> TokenValidator:
+    """The :class:`~imstags.api.security.Authenticator`'s check of ``X-Auth-Token``.
+
+    One primary-key read per request, no cache: a revoked token stops working at once, in
+    every process.
+    """
+
+    def validate(token: str) -> Principal:
+        with db.read() as session:
+            info = identity.validate_token(session, token)
+        return Principal(project_id=info.project_id, method="token", user_id=info.user_id)
+
+    return validate
