@@ -15,6 +15,7 @@ from imstags.cli.common import Context
 from imstags.cli.credentials import credentials
 from imstags.cli.database import db
 from imstags.cli.serve import serve
+from imstags.cli.users import users
 
 
 @click.group()
@@ -34,3 +35,4 @@ def main(ctx: click.Context, database_url: str | None, data_dir: Path | None) ->
 main.add_command(serve)
 main.add_command(db)
 main.add_command(credentials)
+main.add_command(users)

@@ -1,0 +1,92 @@
+"""``imstags users ...``: users who get Keystone tokens with a password."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from imstags.cli.common import Context, open_database, pass_context
+
+
+@click.group()
+def users() -> None:
+    """Users of the Keystone v3 token API (domain 'Default')."""
+
+
+@users.command("create")
+@click.option("--name", required=True, help="User name, unique.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The password (asked for when not given; stored as an argon2 hash).",
+)
+@click.option("--project-id", required=True, help="The project the user has a role on.")
+@click.option("--project-name", default=None, help="Also name the project, to scope to it by name.")
+@pass_context
+def create(
+    ctx: Context, name: str, password: str, project_id: str, project_name: str | None
+) -> None:
+    """Create a user; prints it as JSON (never the password)."""
+    from imstags.domain.identity import create_user_tx
+
+    database = open_database(ctx.settings())
+    try:
+        user = database.write(lambda s: create_user_tx(s, name, password, project_id, project_name))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(
+        json.dumps(
+            {
+                "id": user.id,
+                "name": user.name,
+                "domain_id": "default",
+                "project_id": user.project_id,
+            }
+        )
+    )
+
+
+@users.command("list")
+@click.option("--project-id", help="Only this project's users.")
+@pass_context
+def list_(ctx: Context, project_id: str | None) -> None:
+    """List users as JSON lines."""
+    from imstags.domain.identity import list_users
+
+    database = open_database(ctx.settings())
+    try:
+        with database.read() as session:
+            rows = list_users(session, project_id)
+    finally:
+        database.dispose()
+    for user in rows:
+        record = {
+            "id": user.id,
+            "name": user.name,
+            "project_id": user.project_id,
+            "enabled": user.enabled,
+            "created_at": user.created_at.isoformat(),
+        }
+        click.echo(json.dumps(record))
+
+
+@users.command("delete")
+@click.argument("name")
+@pass_context
+def delete(ctx: Context, name: str) -> None:
+    """Delete a user; its tokens stop working at once."""
+    from imstags.domain.identity import delete_user_tx
+
+    database = open_database(ctx.settings())
+    try:
+        deleted = database.write(lambda s: delete_user_tx(s, name))
+    finally:
+        database.dispose()
+    if not deleted:
+        raise click.ClickException(f"no user named {name}")
+    click.echo(f"deleted {name}")
