@@ -26,7 +26,6 @@ from imstags.domain.tags import (
     lock_image,
     parse_native_tag,
     replace_image_tags,
-    validate_native_tag,
     validate_tag,
     validate_tag_filters,
     validate_tags_to_write,
@@ -200,21 +199,24 @@ def add_or_modify_tag(
 
 
 def validate_native_tag_to_add(tag: str) -> tuple[str, str]:
-    """A tag of ``PUT /v2/images/{image_id}/tags/{tag}``.
+    """A tag of ``PUT /v2/images/{image_id}/tags/{tag}``: 1-255 characters in all.
 
-    Besides the rules of every native tag (1-255 characters), the page allows only letters,
-    digits, ``_`` and ``-``; the one ``=`` that separates key from value is the exception
-    (it is how an IMS key/value tag reads as a native string).
+    The page allows only letters, digits, ``_`` and ``-``; the one ``=`` that separates a key
+    from its value is the exception (it is how an IMS key/value tag reads as a native
+    string). The 36/43 limits of IMS keys and values do not apply: the native format's
+    limit is the tag's 255 characters (image_tag_format.rst).
     """
-    if len(tag) > NATIVE_TAG_MAX_LENGTH:
-        raise InvalidTag(f"A tag is limited to {NATIVE_TAG_MAX_LENGTH} characters.")
+    if not tag or len(tag) > NATIVE_TAG_MAX_LENGTH:
+        raise InvalidTag(f"A tag is 1 to {NATIVE_TAG_MAX_LENGTH} characters long.")
     key, value = parse_native_tag(tag)
+    if not key:
+        raise InvalidTag("A tag cannot start with '='; the key before it must not be empty.")
     if not is_plain_tag_text(key) or not is_plain_tag_text(value):
         raise InvalidTag(
             "A tag may contain only letters, digits, underscores and hyphens "
             f"(and one '{NATIVE_SEPARATOR}' between a key and its value)."
         )
-    return validate_native_tag(tag)
+    return key, value
 
 
 def add_native_tag(db: Database, project_id: str, image_id: str, tag: str) -> None:
