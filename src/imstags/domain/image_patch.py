@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 
 from imstags.domain import image_attributes as attrs
 from imstags.domain.images import ImageRecord, utcnow
-from imstags.domain.tags import image_tags, lock_image, replace_image_tags, validate_native_tag
+from imstags.domain.tags import (
+    format_native_tag,
+    image_tags,
+    lock_image,
+    replace_image_tags,
+    validate_native_tag,
+)
 from imstags.errors import BadRequest, Forbidden
 
 OPS = ("add", "replace", "remove")
@@ -32,8 +38,9 @@ IMS_COLUMNS = frozenset({"name", "min_ram"})
 @dataclass(frozen=True)
 class PatchOperation:
     op: str
-    attribute: str  # the path's one segment, JSON-pointer escapes decoded
+    attribute: str  # the path's first segment, JSON-pointer escapes decoded
     value: Any = None
+    index: str | None = None  # "/tags/<n>" or "/tags/-": one element of the tag list
 
 
 def parse_operations(body: Any) -> list[PatchOperation]:
@@ -64,13 +71,17 @@ def _parse_one(item: Any) -> PatchOperation:
         raise BadRequest(f"The patch operation must be add, replace or remove, not '{op}'.")
     if not isinstance(path, str) or not path.startswith("/") or len(path) < 2:
         raise BadRequest("A patch path must be a string of the form '/attribute'.")
-    segments = path[1:].split("/")
-    if len(segments) != 1:
+    segments = [s.replace("~1", "/").replace("~0", "~") for s in path[1:].split("/")]
+    index = None
+    if len(segments) == 2 and segments[0] == "tags":
+        index = segments[1]
+        if not (index == "-" or index.isdigit()):
+            raise BadRequest(f"The patch path '{path}' needs a list index or '-'.")
+    elif len(segments) != 1:
         raise BadRequest(f"The patch path '{path}' names a nested value; only '/attribute' is.")
-    attribute = segments[0].replace("~1", "/").replace("~0", "~")
     if op != "remove" and "value" not in item:
         raise BadRequest(f"The '{op}' operation on '{path}' needs a value.")
-    return PatchOperation(op, attribute, item.get("value"))
+    return PatchOperation(op, segments[0], item.get("value"), index)
 
 
 def apply_patch_tx(
@@ -83,13 +94,14 @@ def apply_patch_tx(
     """Apply the operations in order to the project's image; returns the image afterwards."""
     image = lock_image(session, project_id, image_id)
     current_tags = image_tags(session, image_id)
-    tags = dict(current_tags)
+    # The tag list as clients last read it (sorted, as rendered), so that indices match.
+    tag_list = sorted(format_native_tag(k, v) for k, v in current_tags.items())
     columns: dict[str, Any] = {}
     properties = dict(image.properties or {})
     for operation in operations:
         name = operation.attribute
         if name == "tags":
-            tags = _patched_tags(operation, flavour)
+            tag_list = _patched_tags(tag_list, operation, flavour)
         elif name in attrs.READ_ONLY or name == "__imagetype":
             raise Forbidden(f"Attribute '{name}' is read-only.")
         elif name in attrs.COLUMNS:
@@ -97,6 +109,10 @@ def apply_patch_tx(
         else:
             _patch_property(properties, operation, flavour)
     attrs.check_property_count(properties)
+    tags: dict[str, str] = {}
+    for raw in tag_list:
+        key, tag_value = validate_native_tag(raw)
+        tags[key] = tag_value  # as on create: the last of several "k=..." wins
     changed = replace_image_tags(session, image, current_tags, tags)
     for name, value in columns.items():
         column = attrs.COLUMNS[name]
@@ -112,21 +128,31 @@ def apply_patch_tx(
     return ImageRecord(image, tags)
 
 
-def _patched_tags(operation: PatchOperation, flavour: Flavour) -> dict[str, str]:
+def _patched_tags(tags: list[Any], operation: PatchOperation, flavour: Flavour) -> list[Any]:
+    """The tag list after one operation on ``/tags`` or on one element ``/tags/<n>``."""
     if flavour == "ims":
         raise BadRequest(
             "Tags cannot be changed here; use the image tagging APIs.", code="IMG.0105"
         )
-    if operation.op == "remove":
-        return {}
-    value = operation.value
-    if not isinstance(value, list):
-        raise BadRequest("The value of /tags must be a list of strings.")
-    desired: dict[str, str] = {}
-    for raw in value:
-        key, tag_value = validate_native_tag(raw)
-        desired[key] = tag_value  # as on create: the last of several "k=..." wins
-    return desired
+    op, index, value = operation.op, operation.index, operation.value
+    if index is None:
+        if op == "remove":
+            return []
+        if not isinstance(value, list):
+            raise BadRequest("The value of /tags must be a list of strings.")
+        return list(value)
+    result = list(tags)
+    position = len(result) if index == "-" else int(index)
+    limit = len(result) if op == "add" else len(result) - 1
+    if position > limit or (index == "-" and op != "add"):
+        raise BadRequest(f"The tag list has no element {index}.", code="IMG.0035")
+    if op == "add":
+        result.insert(position, value)
+    elif op == "replace":
+        result[position] = value
+    else:
+        del result[position]
+    return result
 
 
 def _patched_column(operation: PatchOperation, flavour: Flavour) -> Any:
