@@ -19,20 +19,20 @@ REGION = "RegionOne"
 
 
 @dataclass(frozen=True)
-class TestUser:
+class OpenStackUser:
     name: str
     password: str
     project_id: str
 
 
-def make_user(db: Database, project_id: str, *, project_name: str | None = None) -> TestUser:
+def make_user(db: Database, project_id: str, *, project_name: str | None = None) -> OpenStackUser:
     name = "user-" + uuid.uuid4().hex[:12]
     password = "pw-" + uuid.uuid4().hex
     db.write(lambda s: create_user_tx(s, name, password, project_id, project_name))
-    return TestUser(name, password, project_id)
+    return OpenStackUser(name, password, project_id)
 
 
-def connect(base_url: str, user: TestUser) -> Connection:
+def connect(base_url: str, user: OpenStackUser) -> Connection:
     """What a user writes: password auth against ``/v3``, the image endpoint from the catalog."""
     return openstack.connect(
         auth_url=base_url + "/v3",
@@ -46,7 +46,9 @@ def connect(base_url: str, user: TestUser) -> Connection:
     )
 
 
-def openstack_cli(base_url: str, user: TestUser, *args: str) -> subprocess.CompletedProcess[str]:
+def openstack_cli(
+    base_url: str, user: OpenStackUser, *args: str
+) -> subprocess.CompletedProcess[str]:
     """Run the ``openstack`` executable installed beside this interpreter."""
     executable = Path(sys.executable).with_name("openstack")
     env = {
