@@ -7,13 +7,15 @@ reference; it is the SDK's BatchDeleteTags, and follows the delete rules of the 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from imstags.api.deps import ServicesDep
-from imstags.api.responses import no_content
+from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import Authenticated, ProjectScoped
-from imstags.domain import tagging
+from imstags.domain import tag_listing, tagging
 
 router = APIRouter(tags=["Image tagging (IMS)"])
 
@@ -62,6 +64,39 @@ def add_or_modify_tag(
     image_tag = (body.image_tag.key, body.image_tag.value) if body.image_tag else None
     tagging.add_or_modify_tag(services.db, principal.project_id, body.image_id, body.tag, image_tag)
     return no_content()
+
+
+class TagStrings(BaseModel):
+    tags: list[str] = Field(description="Distinct tags, 'key=value' or 'key' (empty value).")
+
+
+@router.get(
+    "/v1/cloudimages/tags",
+    response_model=TagStrings,
+    summary="Querying Tags",
+)
+def list_tags(
+    request: Request,
+    principal: Authenticated,
+    services: ServicesDep,
+    limit: Annotated[int | None, Query(description="Images per page; 500 by default.")] = None,
+    page: Annotated[int | None, Query(description="1-based page of images.")] = None,
+    marker: Annotated[str | None, Query(description="Start after this image ID.")] = None,
+    sort_key: Annotated[str | None, Query(description="created_at by default.")] = None,
+    sort_dir: Annotated[str | None, Query(description="desc (default) or asc.")] = None,
+    tag: Annotated[list[str] | None, Query(description="'key=value' or 'key'.")] = None,
+) -> Response:
+    """The distinct tags of one page of the caller's images that match the filters (any
+    filter of ``GET /v2/cloudimages``), as ``key=value`` strings (``key`` for an empty value),
+    in ascending order. ``page`` (in the reference's example and the SDK) is 1-based and
+    counts pages of ``limit`` images. The declared parameters are read from the raw query
+    string together with every other filter, so that their checks and messages are the image
+    listing's."""
+    with services.db.read() as session:
+        tags = tag_listing.list_tags(
+            session, principal.project_id, request.query_params.multi_items()
+        )
+    return JsonResponse({"tags": tags})
 
 
 @router.delete(
