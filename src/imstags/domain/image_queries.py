@@ -7,8 +7,9 @@ the size of the catalog.
 
 Tags: ``tag=k=v`` is the IMS tag key ``k`` with value ``v``, ``tag=k`` the key ``k`` with the
 empty value (the native mapping of :mod:`imstags.domain.tags`); several ``tag`` parameters must
-all match. Each one is a join on ``image_tags`` by its ``(project_id, key, value)`` index, which
-starts the query from the tagged images rather than from all of the project's images.
+all match. The aggregate's exact counts pick the plan (see :func:`_tag_plan`): a rare tag
+starts the query from its ``(project_id, key, value)`` index entries, common ones are checked
+by primary key while the images are read in order.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from imstags.domain.images import ImageRecord, is_well_formed_id
 from imstags.domain.projects import visible_to
 from imstags.domain.tags import NATIVE_TAG_MAX_LENGTH, parse_native_tag, tags_of_images
 from imstags.errors import BadRequest
-from imstags.storage.models import Image, ImageTag
+from imstags.storage.models import Image, ImageTag, TagCount
 
 MAX_LIMIT = 1000
+# A tag on at most this many of a project's images starts the query from its index entries.
+DRIVING_TAG_LIMIT = 2000
 SORT_COLUMNS: dict[str, Any] = {
     "name": Image.name,
     "container_format": Image.container_format,
@@ -217,18 +220,23 @@ def _parse_sort(
 
 def run_query(session: Session, query: ImageQuery) -> ImagePage:
     """One page of the project's images that match; tags come with them in one more query."""
-    stmt = select(Image).where(visible_to(query.project_id), *query.conditions)
-    for key, value in query.tags:
-        tag = aliased(ImageTag)
-        stmt = stmt.join(
-            tag,
-            and_(
-                tag.project_id == query.project_id,
-                tag.key == key,
-                tag.value == value,
-                tag.image_id == Image.id,
-            ),
+    ids: list[str] | None = None
+    pairs: list[tuple[str, str]] = []
+    if query.tags:
+        plan = _tag_plan(session, query)
+        if plan is None:
+            return ImagePage([], False)
+        ids, pairs = plan
+    if ids is None:
+        stmt = select(Image).where(visible_to(query.project_id), *query.conditions)
+    else:
+        # Start from the tagged ids (primary-key lookups), not from the project's index.
+        stmt = select(Image).where(
+            Image.id.in_(ids), visible_to(query.project_id, by_index=False), *query.conditions
         )
+    for key, value in pairs:
+        tag = aliased(ImageTag)
+        stmt = stmt.join(tag, and_(tag.image_id == Image.id, tag.key == key, tag.value == value))
     if query.marker is not None:
         stmt = stmt.where(_after_marker(session, query))
     order = [SORT_COLUMNS[k].asc() if d == "asc" else SORT_COLUMNS[k].desc() for k, d in query.sort]
@@ -237,6 +245,44 @@ def run_query(session: Session, query: ImageQuery) -> ImagePage:
     images = images[: query.limit]
     tags = tags_of_images(session, [image.id for image in images])
     return ImagePage([ImageRecord(image, tags[image.id]) for image in images], has_more)
+
+
+def _tag_plan(
+    session: Session, query: ImageQuery
+) -> tuple[list[str] | None, list[tuple[str, str]]] | None:
+    """How to apply the tag filters: (ids to start from or None, tags to check by key).
+
+    None when some tag is on no image. The exact per-project counts of the ``tag_counts``
+    aggregate choose the plan. When the rarest tag is on few images, their ids are read from
+    the ``(project_id, key, value)`` index and the query starts from them (a few primary-key
+    lookups, then a small sort). When every tag is common, the images are read in the
+    requested order and each is checked against ``image_tags`` by its primary key, which
+    fills a page after reading about ``limit / share`` images. The other tags are always
+    checked by primary key.
+    """
+    project_id = query.project_id
+    pairs = list(dict.fromkeys(query.tags))
+    counts = {
+        (key, value): count
+        for key, value, count in session.execute(
+            select(TagCount.key, TagCount.value, TagCount.image_count).where(
+                TagCount.project_id == project_id,
+                or_(*(and_(TagCount.key == k, TagCount.value == v) for k, v in pairs)),
+            )
+        )
+    }
+    if any(counts.get(pair, 0) <= 0 for pair in pairs):
+        return None
+    rarest = min(pairs, key=lambda pair: counts[pair])
+    if counts[rarest] > DRIVING_TAG_LIMIT:
+        return None, pairs
+    key, value = rarest
+    ids = session.scalars(
+        select(ImageTag.image_id).where(
+            ImageTag.project_id == project_id, ImageTag.key == key, ImageTag.value == value
+        )
+    )
+    return list(ids), [pair for pair in pairs if pair != rarest]
 
 
 def _after_marker(session: Session, query: ImageQuery) -> ColumnElement[bool]:
