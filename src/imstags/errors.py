@@ -103,3 +103,16 @@ class ServiceUnavailable(ImsError):
     status = 503
     code = "IMG.0061"
     message = "The service is unavailable."
+
+
+class TooManyRequests(ImsError):
+    """Too many failed attempts (login throttling); ``retry_after`` seconds to wait."""
+
+    status = 429
+    code = "IMG.0060"
+    message = "Too many failed attempts; try again later."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

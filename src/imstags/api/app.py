@@ -17,8 +17,14 @@ from imstags.api.responses import JsonResponse
 from imstags.api.routes import include_routers
 from imstags.api.security import Authenticator
 from imstags.domain.secrets import SecretBox, load_or_create_key
+from imstags.domain.throttle import Limit, LoginThrottle
 from imstags.settings import Settings
 from imstags.storage.database import Database
+
+# Failed logins (POST /v3/auth/tokens) allowed per minute, per process: per user named in the
+# request, and per client address across users.
+LOGIN_LIMIT_PER_USER = Limit(max_failures=5, window_seconds=60)
+LOGIN_LIMIT_PER_CLIENT = Limit(max_failures=100, window_seconds=60)
 
 
 @dataclass
@@ -30,11 +36,13 @@ class Services:
     box: SecretBox
     authenticator: Authenticator = field(init=False)
     summaries: SummaryCache = field(init=False)
+    login_throttle: LoginThrottle = field(init=False)
 
     def __post_init__(self) -> None:
         self.authenticator = Authenticator(self)
         self.authenticator.token_validator = token_validator(self.db)
         self.summaries = SummaryCache(self.db)
+        self.login_throttle = LoginThrottle(LOGIN_LIMIT_PER_USER, LOGIN_LIMIT_PER_CLIENT)
 
 
 def build_services(settings: Settings, db: Database | None = None) -> Services:

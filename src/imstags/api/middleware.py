@@ -40,6 +40,8 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []), id_header]
+                if log.isEnabledFor(logging.DEBUG):
+                    _log_request(scope, message["status"], request_id)
             await send(message)
 
         try:
@@ -65,6 +67,23 @@ class RequestIdMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+_CREDENTIAL_HEADERS = (b"authorization", b"x-auth-token")
+
+
+def _log_request(scope: Scope, status: int, request_id: str) -> None:
+    """One debug line per request. It names which credential headers came, never their
+    values (nor the query string): tests/test_security.py checks no secret reaches the log."""
+    present = [name.decode() for name, _ in scope.get("headers", ()) if name in _CREDENTIAL_HEADERS]
+    log.debug(
+        "%s %s -> %s [%s] credentials: %s",
+        scope.get("method"),
+        scope.get("path"),
+        status,
+        request_id,
+        ", ".join(present) or "none",
+    )
 
 
 MAX_QUERY_BYTES = 8 * 1024

@@ -21,10 +21,11 @@ from pydantic import BaseModel, ConfigDict
 
 from imstags.api.deps import ServicesDep
 from imstags.api.links import public_base_url
-from imstags.api.responses import JsonResponse, no_content
+from imstags.api.responses import ERROR_RESPONSES, JsonResponse, no_content
 from imstags.api.security import Authenticated, Principal, TokenValidator
 from imstags.domain import identity
-from imstags.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from imstags.domain.throttle import user_key
+from imstags.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from imstags.settings import Settings
 from imstags.storage.database import Database
 
@@ -199,7 +200,11 @@ def service_catalog(base_url: str, region: str) -> list[dict[str, Any]]:
     status_code=201,
     summary="Issuing a token (Keystone v3, password method)",
     response_model=None,
-    responses={201: {"model": TokenResponse, "description": f"The token is in {SUBJECT_TOKEN}"}},
+    responses={
+        201: {"model": TokenResponse, "description": f"The token is in {SUBJECT_TOKEN}"},
+        401: ERROR_RESPONSES[401],
+        429: ERROR_RESPONSES[429],
+    },
 )
 def issue_token(
     request: Request,
@@ -207,11 +212,24 @@ def issue_token(
     body: Annotated[AuthRequest, Body()],
     nocatalog: str | None = None,
 ) -> Response:
+    """Failed logins are throttled per user and per client address (429 with Retry-After,
+    checked before the password is): see ``domain/throttle.py``."""
     auth = _password_auth(body)
     settings = services.settings
-    token, info = services.db.write(
-        lambda s: identity.issue_token_tx(s, auth, settings.token_ttl_seconds)
-    )
+    throttle = services.login_throttle
+    user = user_key([auth.user_id, auth.user_name, auth.user_domain_id, auth.user_domain_name])
+    client = request.client.host if request.client else ""
+    wait = throttle.retry_after(user, client)
+    if wait:
+        raise TooManyRequests(wait, f"Too many failed logins; try again in {wait} seconds.")
+    try:
+        token, info = services.db.write(
+            lambda s: identity.issue_token_tx(s, auth, settings.token_ttl_seconds)
+        )
+    except Unauthorized:
+        throttle.failed(user, client)
+        raise
+    throttle.succeeded(user)
     document = render_token(
         info, public_base_url(request, settings), settings, catalog=nocatalog is None
     )
