@@ -11,6 +11,10 @@ import uuid
 import pytest
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkims.v2 import (
+    GlanceCreateImageMetadataRequest,
+    GlanceCreateImageMetadataRequestBody,
+    GlanceDeleteImageRequest,
+    GlanceDeleteImageRequestBody,
     GlanceListImageSchemasRequest,
     GlanceListImagesRequest,
     GlanceShowImageRequest,
@@ -241,6 +245,32 @@ def test_glance_show_and_update_image(client, db, project_id):
         "shown", ["a=b"], "queued", "private",
     )  # fmt: skip
     assert (updated.name, updated.os_bit) == ("renamed", "32")
+
+
+@glance
+def test_glance_create_image_metadata_then_delete_image(client):
+    created = client.glance_create_image_metadata(
+        GlanceCreateImageMetadataRequest(
+            body=GlanceCreateImageMetadataRequestBody(
+                name="from-sdk",
+                os_version="CentOS 7.9 64bit",
+                tags=["test=testvalue", "image=imagevalue"],
+                visibility="private",
+                protected=False,
+            )
+        )
+    )
+
+    assert (created.status, created.name, created.platform, created.os_type) == (
+        "queued", "from-sdk", "CentOS", "Linux",
+    )  # fmt: skip
+    assert sorted(created.tags) == ["image=imagevalue", "test=testvalue"]
+    client.glance_delete_image(
+        GlanceDeleteImageRequest(created.id, GlanceDeleteImageRequestBody(delete_backup=False))
+    )
+    with pytest.raises(ClientRequestException) as raised:
+        client.glance_show_image(GlanceShowImageRequest(created.id))
+    assert (raised.value.status_code, raised.value.error_code) == (404, "IMG.0144")
 
 
 @glance

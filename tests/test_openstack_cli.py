@@ -54,6 +54,15 @@ def test_image_set_tag_adds_tags_seen_by_list_and_show(server, user):
     assert [row["ID"] for row in listed] == [image.id]
 
 
+def test_image_create_from_a_non_interactive_shell_makes_a_queued_image(server, user):
+    # With stdin not a terminal, the command uploads whatever stdin holds: here nothing.
+    created = run_json(server, user, "image", "create", "--tag", "made=cli", "from-cli")
+
+    assert (created["status"], created["tags"]) == ("queued", ["made=cli"])
+    listed = run_json(server, user, "image", "list", "--tag", "made=cli")
+    assert [row["Name"] for row in listed] == ["from-cli"]
+
+
 def test_image_list_with_a_wrong_password_fails(server, user):
     wrong = OpenStackUser(user.name, "not-the-password", user.project_id)
 

@@ -71,5 +71,10 @@ def openstack_cli(
         }
     )
     return subprocess.run(
-        [str(executable), *args], env=env, capture_output=True, text=True, timeout=120
+        [str(executable), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,  # as in CI: not a terminal, nothing to read
+        capture_output=True,
+        text=True,
+        timeout=120,
     )

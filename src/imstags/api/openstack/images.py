@@ -199,6 +199,28 @@ def delete_image(image_id: str, principal: Authenticated, services: ServicesDep)
     return no_content()
 
 
+@router.put(
+    "/v2/images/{image_id}/file",
+    status_code=204,
+    summary="Uploading an Image (empty data only)",
+    response_class=Response,
+)
+async def upload_image_data(
+    image_id: str, request: Request, principal: Authenticated, services: ServicesDep
+) -> Response:
+    """Departure: imstags keeps metadata only, so any data is 400 ``IMG.0105``. An empty
+    upload is accepted and changes nothing (the image stays ``queued``): it is what
+    ``openstack image create`` sends from a non-interactive shell with nothing on stdin."""
+    async for chunk in request.stream():
+        if chunk:
+            raise NotSupported("The operation is not supported: imstags keeps image metadata only.")
+    if not images.is_well_formed_id(image_id):
+        raise ImageNotFound()
+    with services.db.read() as session:
+        images.get_image(session, principal.project_id, image_id)
+    return no_content()
+
+
 # The routes below always answer 400 IMG.0105; their documented success is the reference's.
 def _not_supported(what: str, *, member: bool) -> Any:
     def handler(image_id: str, _principal: Authenticated) -> Response:
@@ -213,7 +235,6 @@ def _not_supported(what: str, *, member: bool) -> Any:
 _DATA = "imstags keeps image metadata only, no data"
 _SHARING = "image sharing is out of scope"
 for _method, _path, _what in (
-    ("PUT", "/v2/images/{image_id}/file", _DATA),
     ("GET", "/v2/images/{image_id}/file", _DATA),
     ("PUT", "/v2/images/{image_id}/stage", _DATA),
     ("POST", "/v2/images/{image_id}/import", _DATA),
