@@ -11,9 +11,11 @@ from pathlib import Path
 
 import click
 
+from imstags.cli.bench import bench
 from imstags.cli.common import Context
 from imstags.cli.credentials import credentials
 from imstags.cli.database import db
+from imstags.cli.images import images
 from imstags.cli.serve import serve
 from imstags.cli.users import users
 
@@ -35,4 +37,6 @@ def main(ctx: click.Context, database_url: str | None, data_dir: Path | None) ->
 main.add_command(serve)
 main.add_command(db)
 main.add_command(credentials)
+main.add_command(images)
+main.add_command(bench)
 main.add_command(users)

@@ -166,6 +166,15 @@ def tags_of_images(session: Session, image_ids: list[str]) -> dict[str, dict[str
 # --- the one write path ----------------------------------------------------------------------
 
 
+def check_tag_quota(tags: Mapping[str, str]) -> None:
+    """The 10-tag limit, shared by the per-image path and the bulk import."""
+    if len(tags) > MAX_TAGS_PER_IMAGE:
+        raise TagQuotaExceeded(
+            f"An image can have at most {MAX_TAGS_PER_IMAGE} tags; "
+            f"this request would leave it with {len(tags)}."
+        )
+
+
 def replace_image_tags(
     session: Session,
     image: Image,
@@ -180,11 +189,7 @@ def replace_image_tags(
     added = {k: v for k, v in desired.items() if current.get(k) != v}
     if not removed and not added:
         return False
-    if len(desired) > MAX_TAGS_PER_IMAGE:
-        raise TagQuotaExceeded(
-            f"An image can have at most {MAX_TAGS_PER_IMAGE} tags; "
-            f"this request would leave it with {len(desired)}."
-        )
+    check_tag_quota(desired)
     gone = [k for k in removed if k not in desired]
     if gone:
         session.execute(
@@ -212,23 +217,62 @@ def replace_image_tags(
     return True
 
 
+def tag_new_images(
+    session: Session, project_id: str, tags_by_image: Mapping[str, Mapping[str, str]]
+) -> int:
+    """The batched form of :func:`replace_image_tags` for images that have no tags yet.
+
+    For the bulk import: the images were inserted in this transaction, so their current tags
+    are known to be empty and no lock is needed. Tags must already be validated (by the same
+    :func:`validate_tag`); the quota is checked here again. All rows go in with one
+    ``executemany``, and the aggregate gets one upsert per distinct (key, value) pair of the
+    whole batch and one version bump, instead of one per image. Returns the rows written.
+    """
+    rows: list[tuple[str, str, str, str]] = []
+    deltas: dict[tuple[str, str], int] = {}
+    for image_id, tags in tags_by_image.items():
+        check_tag_quota(tags)
+        for key, value in tags.items():
+            rows.append((image_id, key, value, project_id))
+            deltas[key, value] = deltas.get((key, value), 0) + 1
+    if rows:
+        # In index order, so that each page of the (image_id, key) index is visited once; and
+        # as plain tuples to the driver, which halves the time of millions of rows.
+        rows.sort()
+        marker = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+        columns = "image_id, key, value, project_id"
+        statement = f"INSERT INTO image_tags ({columns}) VALUES ({', '.join([marker] * 4)})"  # noqa: S608
+        session.connection().exec_driver_sql(statement, rows)
+        adjust_counts(session, project_id, deltas)
+    return len(rows)
+
+
 def adjust_counts(session: Session, project_id: str, deltas: Mapping[tuple[str, str], int]) -> None:
-    """Apply count changes to the aggregate and bump the project's version once."""
+    """Apply count changes to the aggregate and bump the project's version once.
+
+    Increments go in as one ``executemany`` upsert, in (key, value) order, which keeps the
+    lock order of concurrent PostgreSQL transactions the same.
+    """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = TagCount.__table__
-    for (key, value), delta in sorted(deltas.items()):
-        if delta > 0:
-            stmt = insert(table).values(
-                project_id=project_id, key=key, value=value, image_count=delta
-            )
-            session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["project_id", "key", "value"],
-                    set_={"image_count": table.c.image_count + delta},
-                )
-            )
-        elif delta < 0:
+    ordered = sorted(deltas.items())
+    increments = [
+        {"project_id": project_id, "key": key, "value": value, "image_count": delta}
+        for (key, value), delta in ordered
+        if delta > 0
+    ]
+    if increments:
+        upsert = insert(table)
+        session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["project_id", "key", "value"],
+                set_={"image_count": table.c.image_count + upsert.excluded.image_count},
+            ),
+            increments,
+        )
+    for (key, value), delta in ordered:
+        if delta < 0:
             where = (
                 (table.c.project_id == project_id) & (table.c.key == key) & (table.c.value == value)
             )

@@ -1,0 +1,80 @@
+"""``imstags images ...``: the image catalog from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from imstags.cli.common import Context, open_database, pass_context
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+    return count
+
+
+@click.group()
+def images() -> None:
+    """Images and their tags."""
+
+
+@images.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--project-id", help="Project of lines that name none.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=20_000,
+    show_default=True,
+    help="Lines per transaction.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@pass_context
+def import_(ctx: Context, file: Path, project_id: str | None, batch_size: int, quiet: bool) -> None:
+    """Import images with their tags from FILE, JSON lines ('-' reads standard input).
+
+    One image a line: {"project_id": "...", "id": "<uuid>", "name": "...", "tags": {"k": "v"}}
+    (tags may also be a list of native strings "k=v" / "k"; id, name and tags are optional).
+    Tags pass the same rules as the API. A batch with a bad line is not written, its bad lines
+    are listed, and the import stops there; earlier batches stay imported.
+    """
+    from tqdm import tqdm
+
+    from imstags.domain.bulk_import import import_images
+
+    database = open_database(ctx.settings())
+    stdin = str(file) == "-"
+    total = None if stdin else _count_lines(file)
+    handle = sys.stdin.buffer if stdin else file.open("rb")
+    try:
+        with tqdm(total=total, unit=" lines", unit_scale=True, disable=quiet) as bar:
+            report = import_images(
+                database,
+                handle,
+                default_project_id=project_id,
+                batch_size=batch_size,
+                on_progress=bar.update,
+            )
+    finally:
+        if not stdin:
+            handle.close()
+        database.dispose()
+    click.echo(
+        f"imported {report.images} images with {report.tags} tags "
+        f"(lines 1-{report.lines_committed} committed)",
+        err=True,
+    )
+    if not report.ok:
+        for error in report.errors[:100]:
+            click.echo(f"error: {error}", err=True)
+        if len(report.errors) > 100:
+            click.echo(f"... and {len(report.errors) - 100} more", err=True)
+        raise click.ClickException(
+            f"stopped: the batch after line {report.lines_committed} has bad lines; "
+            "nothing of it was written"
+        )
