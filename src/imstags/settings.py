@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = 24 * 3600
     max_body_bytes: int = 1024 * 1024
     log_level: str = "info"
+    bench_floor: bool = Field(
+        default=False,
+        description="Serve /_bench/floor/{project_id}, the benchmark's no-database baseline.",
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

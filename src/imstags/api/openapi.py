@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from imstags.api.responses import ERROR_DESCRIPTIONS, ErrorBody
-from imstags.api.security import authenticated
+from imstags.api.security import AUTHENTICATES_IN_HANDLER, authenticated
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 _UNUSED_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -47,7 +47,11 @@ def _calls(dependant: Dependant) -> Iterator[Any]:
 
 
 def requires_credentials(route: Any) -> bool:
-    """True when the route (through any dependency) authenticates its caller."""
+    """True when the route (through any dependency, or in its handler, which then says so with
+    ``AUTHENTICATES_IN_HANDLER``) authenticates its caller."""
+    endpoint = getattr(getattr(route, "original_route", route), "endpoint", None)
+    if getattr(endpoint, AUTHENTICATES_IN_HANDLER, False):
+        return True
     return any(call is authenticated for call in _calls(route.dependant))
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from imstags.errors import Unauthorized
@@ -42,7 +43,7 @@ class SignedRequest:
 @dataclass(frozen=True)
 class AuthorizationHeader:
     access: str
-    signed_headers: list[str]
+    signed_headers: tuple[str, ...]
     signature: str
 
 
@@ -50,21 +51,33 @@ def is_sdk_signature(authorization: str | None) -> bool:
     return bool(authorization) and authorization.startswith(ALGORITHM + " ")  # type: ignore[union-attr]
 
 
+@lru_cache(maxsize=1024)
 def parse_authorization(value: str) -> AuthorizationHeader:
     match = _AUTH_RE.match(value.strip())
     if match is None:
         raise Unauthorized("The Authorization header is not a valid SDK-HMAC-SHA256 signature.")
     access, signed, signature = match.groups()
-    return AuthorizationHeader(access, signed.split(";"), signature.lower())
+    return AuthorizationHeader(access, tuple(signed.split(";")), signature.lower())
 
 
 def _encode(text: str) -> str:
     return quote(text, safe="~")
 
 
+@lru_cache(maxsize=4096)
 def canonical_uri(raw_path: str) -> str:
+    """Cached: a pure function of the path, and clients call the same few paths over and over."""
     path = "/".join(_encode(segment) for segment in unquote(raw_path).split("/"))
     return path if path.endswith("/") else path + "/"
+
+
+@lru_cache(maxsize=1024)
+def parse_sdk_date(text: str) -> datetime | None:
+    """``YYYYMMDDTHHMMSSZ`` as an aware datetime, or None (cached: clients repeat a second)."""
+    try:
+        return datetime.strptime(text, DATE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def canonical_query(raw_query: str) -> str:
@@ -78,7 +91,7 @@ def canonical_query(raw_query: str) -> str:
     return "&".join(f"{_encode(k)}={_encode(v)}" for k, v in pairs)
 
 
-def canonical_request(request: SignedRequest, signed_headers: list[str]) -> str:
+def canonical_request(request: SignedRequest, signed_headers: Sequence[str]) -> str:
     lines = []
     for name in signed_headers:
         value = request.headers.get(name)
@@ -112,6 +125,26 @@ def sign(secret: str, text: str) -> str:
     return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
+def check_date(
+    request: SignedRequest,
+    header: AuthorizationHeader,
+    *,
+    now: datetime | None = None,
+    window_seconds: int = 900,
+) -> str:
+    """The signed ``X-Sdk-Date``, provided it lies within the window around ``now``."""
+    if "x-sdk-date" not in header.signed_headers:
+        raise Unauthorized("X-Sdk-Date must be among the signed headers.")
+    date_text = request.headers.get("x-sdk-date", "")
+    signed_at = parse_sdk_date(date_text)
+    if signed_at is None:
+        raise Unauthorized("X-Sdk-Date is missing or not in the form YYYYMMDDTHHMMSSZ.")
+    current = now or datetime.now(UTC)
+    if abs((current - signed_at).total_seconds()) > window_seconds:
+        raise Unauthorized("The request date (X-Sdk-Date) is outside the allowed time window.")
+    return date_text
+
+
 def verify(
     request: SignedRequest,
     lookup_secret: Callable[[str], tuple[str, str] | None],
@@ -125,16 +158,7 @@ def verify(
     Any failure raises :class:`Unauthorized` with a reason that reveals no secret.
     """
     header = parse_authorization(request.headers.get("authorization", ""))
-    if "x-sdk-date" not in header.signed_headers:
-        raise Unauthorized("X-Sdk-Date must be among the signed headers.")
-    date_text = request.headers.get("x-sdk-date", "")
-    try:
-        signed_at = datetime.strptime(date_text, DATE_FORMAT).replace(tzinfo=UTC)
-    except ValueError as exc:
-        raise Unauthorized("X-Sdk-Date is missing or not in the form YYYYMMDDTHHMMSSZ.") from exc
-    current = now or datetime.now(UTC)
-    if abs((current - signed_at).total_seconds()) > window_seconds:
-        raise Unauthorized("The request date (X-Sdk-Date) is outside the allowed time window.")
+    date_text = check_date(request, header, now=now, window_seconds=window_seconds)
     found = lookup_secret(header.access)
     if found is None:
         raise Unauthorized("The access key is unknown.")

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from imstags.errors import ServiceUnavailable
+from imstags.storage.point_reads import AsyncPointReader, PointReader
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,6 +84,16 @@ class Database:
             )
             self._write_engine = self._read_engine
         self._reader = sessionmaker(self._read_engine, expire_on_commit=False)
+        self._point_reads = PointReader(self._read_engine)
+        self._async_point_reads = (
+            None
+            if self.dialect == "sqlite"
+            else AsyncPointReader(
+                self._read_engine.url.set(drivername="postgresql").render_as_string(
+                    hide_password=False
+                )
+            )
+        )
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @property
@@ -102,6 +113,16 @@ class Database:
         """
         with _unavailable_on_connection_loss(), self._reader() as session:
             yield session
+
+    async def lookup(self, table: str, column: str, key_column: str, key: object) -> Any:
+        """One value by primary key, outside any session: for the hot read path only.
+
+        SQLite answers from a local file in microseconds, so it is read right on the event
+        loop; PostgreSQL is awaited on an asyncio connection with a bounded wait.
+        """
+        if self._async_point_reads is None:
+            return self._point_reads.lookup(table, column, key_column, key)
+        return await self._async_point_reads.lookup(table, column, key_column, key)
 
     def write(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
         """Run ``work`` in one write transaction and commit it, retrying lost races whole.
@@ -128,6 +149,7 @@ class Database:
         return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_PG_STATES
 
     def dispose(self) -> None:
+        self._point_reads.close()
         self._read_engine.dispose()
         if self._write_engine is not self._read_engine:
             self._write_engine.dispose()

@@ -1,0 +1,27 @@
+"""The benchmark's floor: the core endpoint's bytes with no database and no authentication.
+
+Registered only when ``IMSTAGS_BENCH_FLOOR=1`` (never in normal serving). It answers through
+the same framework, middleware and server as the core endpoint, so the difference between the
+two is what the core endpoint itself costs. The body is read once per project, on the first
+request, and served from memory from then on.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from imstags.api.ims.summary_cache import SummaryBody
+
+router = APIRouter(include_in_schema=False)
+_bodies: dict[str, SummaryBody] = {}
+
+
+@router.get("/_bench/floor/{project_id}")
+async def floor(project_id: str, request: Request) -> Response:
+    body = _bodies.get(project_id)
+    if body is None:
+        body = await run_in_threadpool(request.app.state.services.summaries.get, project_id)
+        _bodies[project_id] = body
+    headers = {"ETag": body.etag, "Cache-Control": "no-cache"}
+    return Response(body.body, media_type="application/json", headers=headers)

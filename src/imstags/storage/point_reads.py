@@ -1,0 +1,147 @@
+"""One-value lookups by primary key on a connection kept per thread: the hot path's read.
+
+The core endpoint reads one number per request (the project's tag version). Checking a
+connection out of the pool and running it through an ORM session costs many times the lookup
+itself, so this keeps one plain driver connection per thread, outside the pool, in autocommit
+mode: every statement sees everything committed before it started, by this process or any
+other, which is what keeps several processes on one database correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+from imstags.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class PointReader:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._error: type[BaseException] = engine.dialect.loaded_dbapi.Error
+        self._local = threading.local()
+        self._statements: dict[tuple[str, str, str], str] = {}
+        self._open: list[Any] = []
+        self._lock = threading.Lock()
+
+    def lookup(self, table: str, column: str, key_column: str, key: object) -> Any:
+        """``SELECT column FROM table WHERE key_column = key``: the value, or None.
+
+        Names come from code, never from requests. A broken connection is replaced once;
+        if the database still does not answer, the request gets a 503.
+        """
+        statement = self._statements.get((table, column, key_column))
+        if statement is None:
+            statement = f"SELECT {column} FROM {table} WHERE {key_column} = {self._marker}"  # noqa: S608
+            self._statements[table, column, key_column] = statement
+        for attempt in (1, 2):
+            cursor = getattr(self._local, "cursor", None)
+            try:
+                if cursor is None:
+                    cursor = self._connect()
+                cursor.execute(statement, (key,))
+                row = cursor.fetchone()
+                return None if row is None else row[0]
+            except self._error as exc:
+                self._discard()
+                if attempt == 2:
+                    log.warning("database unavailable: %s", exc)
+                    raise ServiceUnavailable("The database is unavailable.") from exc
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> Any:
+        pooled = self._engine.raw_connection()  # runs the engine's connect hooks (PRAGMAs)
+        pooled.detach()
+        connection = pooled.dbapi_connection
+        if self._engine.dialect.name != "sqlite":  # SQLite's connections already autocommit
+            connection.rollback()
+            connection.autocommit = True
+        cursor = connection.cursor()
+        self._local.connection, self._local.cursor = connection, cursor
+        with self._lock:
+            self._open.append(connection)
+        return cursor
+
+    def _discard(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = self._local.cursor = None
+        if connection is None:
+            return
+        with self._lock:
+            if connection in self._open:
+                self._open.remove(connection)
+        with contextlib.suppress(self._error):
+            connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._open = self._open, []
+        for connection in connections:
+            with contextlib.suppress(self._error):
+                connection.close()
+
+
+class AsyncPointReader:
+    """The same lookup for PostgreSQL, on one asyncio connection per process.
+
+    A network database must not be waited for on the event loop's thread: a database that
+    stops answering would freeze every request of the process. This connection is awaited
+    instead, and every lookup is bounded by ``timeout`` (then 503), so a lost database costs
+    the requests that need it, never the process.
+    """
+
+    def __init__(self, conninfo: str, *, timeout: float = 5.0) -> None:
+        self._conninfo = conninfo
+        self._timeout = timeout
+        self._connection: Any = None
+        self._connecting: asyncio.Lock | None = None
+        self._statements: dict[tuple[str, str, str], str] = {}
+
+    async def lookup(self, table: str, column: str, key_column: str, key: object) -> Any:
+        import psycopg
+
+        statement = self._statements.get((table, column, key_column))
+        if statement is None:
+            statement = f"SELECT {column} FROM {table} WHERE {key_column} = %s"  # noqa: S608
+            self._statements[table, column, key_column] = statement
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(self._timeout):
+                    connection = await self._connect()
+                    cursor = await connection.execute(statement, (key,))
+                    row = await cursor.fetchone()
+                    return None if row is None else row[0]
+            except (psycopg.Error, TimeoutError) as exc:
+                await self._discard()
+                if attempt == 2 or isinstance(exc, TimeoutError):
+                    log.warning("database unavailable: %r", exc)
+                    raise ServiceUnavailable("The database is unavailable.") from exc
+        raise AssertionError("unreachable")
+
+    async def _connect(self) -> Any:
+        import psycopg
+
+        if self._connection is not None and not self._connection.closed:
+            return self._connection
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._connection is None or self._connection.closed:
+                self._connection = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout))
+                )
+        return self._connection
+
+    async def _discard(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
