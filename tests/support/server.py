@@ -47,8 +47,15 @@ def server_environment(settings: Settings) -> dict[str, str]:
 
 @contextmanager
 def start_server(
-    settings: Settings, log_path: Path, *, workers: int = 1, extra_args: tuple[str, ...] = ()
+    settings: Settings,
+    log_path: Path,
+    *,
+    workers: int = 1,
+    extra_args: tuple[str, ...] = (),
+    startup_timeout: float | None = None,
 ) -> Iterator[RunningServer]:
+    """The server, once it answers. Each worker process imports the whole app, so the default
+    wait grows with the number of workers (the machine may be busy with other tests)."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "imstags", "serve",
@@ -59,7 +66,7 @@ def start_server(
         process = subprocess.Popen(cmd, env=server_environment(settings), stdout=log, stderr=log)
     running = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        wait_until_serving(running)
+        wait_until_serving(running, startup_timeout or 30.0 * max(1, workers))
         yield running
     finally:
         process.terminate()
