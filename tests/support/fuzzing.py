@@ -85,6 +85,12 @@ class FuzzReport:
     def total(self) -> int:
         return sum(self.cases.values())
 
+    def per_operation(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for label, count in self.cases.items():
+            totals[label.rsplit(" [", 1)[0]] += count
+        return dict(totals)
+
     def record_failure(self, label: str, text: str) -> None:
         self.failure_count += 1
         if len(self.failures) < 20:
@@ -122,15 +128,21 @@ def fuzz(
     base_url: str,
     credential: IssuedCredential,
     *,
-    max_examples: int,
+    max_examples: int | None = None,
+    cases_per_operation: int | None = None,
     random_seed: int | None = None,
+    only: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FuzzReport:
     """Fuzz every operation of the server's OpenAPI document; returns what was seen.
 
-    ``random_seed=None`` derandomises (the same cases every run, for CI).
+    Budget: ``max_examples`` per pass, or ``cases_per_operation`` shared among an operation's
+    passes (positive, negative, existing image). ``random_seed=None`` derandomises (the same
+    cases every run, for CI). ``only``: a regular expression on the path.
     """
     schema = schemathesis.openapi.from_url(base_url + "/openapi.json")
+    if only:
+        schema = schema.include(path_regex=only)
     schema.config.update(base_url=base_url)
     report = FuzzReport()
     session = requests.Session()
@@ -158,6 +170,7 @@ def fuzz(
             report.skipped.append(f"{operation.label} [negative]: nothing can be invalid")
         if has_image:
             passes.append(("existing image", GenerationMode.POSITIVE, {"image_id": image_id}))
+        budget = max_examples or -(-(cases_per_operation or 100) // len(passes))
         for mode_name, mode, fixed in passes:
             path_parameters = dict(fixed)
             if "{project_id}" in operation.path:
@@ -176,7 +189,7 @@ def fuzz(
             run_case = _case_runner(label, operation.method, report, session, auth, redo)
             test = given(strategy)(run_case)
             test = settings(
-                max_examples=max_examples,
+                max_examples=budget,
                 deadline=None,
                 database=None,
                 derandomize=random_seed is None,
