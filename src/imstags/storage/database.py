@@ -29,6 +29,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Bounds on waiting for a PostgreSQL that went away (tests/test_database_faults.py): 5 s to
+# connect; on a connection whose peer vanished without a reset (a network partition), data
+# unacknowledged for 15 s or an idle wait with 3 unanswered keepalives fails the request (503)
+# instead of hanging for the kernel's default of many minutes.
+PG_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
 _RETRYABLE_PG_STATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
@@ -80,7 +92,7 @@ class Database:
                 max_overflow=pool_size,
                 pool_pre_ping=True,
                 pool_timeout=5,
-                connect_args={"connect_timeout": 5},
+                connect_args=PG_CONNECT_ARGS,
             )
             self._write_engine = self._read_engine
         self._reader = sessionmaker(self._read_engine, expire_on_commit=False)
