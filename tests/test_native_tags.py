@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import uuid
 
+import glanceclient
 import httpx
 import pytest
+from glanceclient import exc as glance_exceptions
 from huaweicloudsdkims.v2 import (
     BatchAddOrDeleteTagsRequest,
     BatchAddOrDeleteTagsRequestBody,
@@ -20,9 +22,12 @@ from huaweicloudsdkims.v2 import (
     ImsClient,
     TagKeyValue,
 )
+from keystoneauth1 import session as keystone_session_module
+from keystoneauth1.identity import v3
 
 from tests.conftest import new_project_id
 from tests.support.clients import ims_client
+from tests.support.openstack import connect, make_user
 from tests.support.signing import sdk_signed_headers
 from tests.support.tagging import assert_aggregate_exact, create_image, refused, summary, tags_of
 
@@ -196,3 +201,64 @@ def test_glance_tags_without_credentials_are_401(server, image):
     response = httpx.put(f"{server.base_url}/v2/images/{image}/tags/t")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "IMG.0030"
+
+
+def test_glance_create_image_metadata_native_tags_follow_the_same_limit(ims, db, project_id):
+    image = create_image(ims, "t" * 255, "os=" + "l" * 100)
+    assert tags_of(ims, image) == {"t" * 255: "", "os": "l" * 100}
+    refused(lambda: create_image(ims, "u" * 256), 400, "IMG.0115")
+    assert_aggregate_exact(db, project_id)
+
+
+def test_glance_delete_tag_with_slash_written_through_ims(ims, image):
+    body = BatchAddOrDeleteTagsRequestBody(
+        action="create", tags=[TagKeyValue(key="path/like", value="a/b")]
+    )
+    ims.batch_add_or_delete_tags(BatchAddOrDeleteTagsRequest(image_id=image, body=body))
+    assert native_tags(ims, image) == ["path/like=a/b"]
+    delete_tag(ims, image, "path/like=a/b")
+    assert native_tags(ims, image) == []
+
+
+# --- the OpenStack clients -----------------------------------------------------------------
+
+
+@pytest.fixture
+def openstack_user(db, project_id):
+    return make_user(db, project_id)
+
+
+def test_openstacksdk_add_and_remove_tag(server, openstack_user, ims, image, db, project_id):
+    connection = connect(server.base_url, openstack_user)
+    connection.image.add_tag(image, "os=linux")
+    connection.image.add_tag(image, "team")
+    assert tags_of(ims, image) == {"os": "linux", "team": ""}
+    assert sorted(connection.image.get_image(image).tags) == ["os=linux", "team"]
+    connection.image.remove_tag(image, "os=linux")
+    assert tags_of(ims, image) == {"team": ""}
+    assert_aggregate_exact(db, project_id)
+
+
+def test_glanceclient_update_and_delete_tag(server, openstack_user, ims, image):
+    glance = glanceclient.Client("2", session=keystone_session(server.base_url, openstack_user))
+    glance.image_tags.update(image, "os=linux")
+    assert tags_of(ims, image) == {"os": "linux"}
+    glance.image_tags.delete(image, "os=linux")
+    assert tags_of(ims, image) == {}
+
+
+def test_glanceclient_delete_absent_tag_is_not_found(server, openstack_user, image):
+    glance = glanceclient.Client("2", session=keystone_session(server.base_url, openstack_user))
+    with pytest.raises(glance_exceptions.HTTPNotFound):
+        glance.image_tags.delete(image, "absent")
+
+
+def keystone_session(base_url: str, user) -> keystone_session_module.Session:
+    auth = v3.Password(
+        auth_url=base_url + "/v3",
+        username=user.name,
+        password=user.password,
+        project_id=user.project_id,
+        user_domain_name="Default",
+    )
+    return keystone_session_module.Session(auth=auth)

@@ -19,13 +19,13 @@ from imstags.domain.images import is_well_formed_id
 from imstags.domain.tags import (
     KEY_MAX_LENGTH,
     NATIVE_SEPARATOR,
-    NATIVE_TAG_MAX_LENGTH,
     VALUE_MAX_LENGTH,
     TagFilter,
     image_tags,
     lock_image,
     parse_native_tag,
     replace_image_tags,
+    validate_native_tag,
     validate_tag,
     validate_tag_filters,
     validate_tags_to_write,
@@ -199,18 +199,13 @@ def add_or_modify_tag(
 
 
 def validate_native_tag_to_add(tag: str) -> tuple[str, str]:
-    """A tag of ``PUT /v2/images/{image_id}/tags/{tag}``: 1-255 characters in all.
+    """A tag of ``PUT /v2/images/{image_id}/tags/{tag}``.
 
-    The page allows only letters, digits, ``_`` and ``-``; the one ``=`` that separates a key
-    from its value is the exception (it is how an IMS key/value tag reads as a native
-    string). The 36/43 limits of IMS keys and values do not apply: the native format's
-    limit is the tag's 255 characters (image_tag_format.rst).
+    Besides the rules of every native tag (1-255 characters in all, not the IMS 36/43), the
+    page allows only letters, digits, ``_`` and ``-``; the one ``=`` that separates a key
+    from its value is the exception (it is how an IMS key/value tag reads as a native string).
     """
-    if not tag or len(tag) > NATIVE_TAG_MAX_LENGTH:
-        raise InvalidTag(f"A tag is 1 to {NATIVE_TAG_MAX_LENGTH} characters long.")
-    key, value = parse_native_tag(tag)
-    if not key:
-        raise InvalidTag("A tag cannot start with '='; the key before it must not be empty.")
+    key, value = validate_native_tag(tag)
     if not is_plain_tag_text(key) or not is_plain_tag_text(value):
         raise InvalidTag(
             "A tag may contain only letters, digits, underscores and hyphens "

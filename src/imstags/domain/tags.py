@@ -116,11 +116,23 @@ def format_native_tag(key: str, value: str) -> str:
 
 
 def validate_native_tag(tag: object) -> tuple[str, str]:
+    """A native tag string (image creation, PATCH, native PUT): ``"k=v"`` or ``"k"``.
+
+    The native format limits the whole string to 1-255 characters (image_tag_format.rst,
+    creating_image_metadata); the IMS limits of 36/43 are those of tags written through the
+    IMS APIs. Key and value lose their outer spaces, as IMS tags do; the key must not be
+    empty; control characters are refused.
+    """
     if not isinstance(tag, str) or not tag:
         raise InvalidTag("A tag must be a non-empty string.")
     if len(tag) > NATIVE_TAG_MAX_LENGTH:
-        raise InvalidTag(f"A tag is limited to {NATIVE_TAG_MAX_LENGTH} characters.")
-    return validate_tag(*parse_native_tag(tag))
+        raise InvalidTag(f"A tag is 1 to {NATIVE_TAG_MAX_LENGTH} characters long.")
+    key, value = (part.strip() for part in parse_native_tag(tag))
+    if not key:
+        raise InvalidTag("The key of a tag (before any '=') must not be empty.")
+    if _has_control_chars(tag):
+        raise InvalidTag("A tag must not contain control characters.")
+    return key, value
 
 
 # --- reading and locking ---------------------------------------------------------------------

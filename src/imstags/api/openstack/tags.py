@@ -33,7 +33,7 @@ def add_tag(image_id: str, tag: str, principal: Authenticated, services: Service
 
 
 @router.delete(
-    "/v2/images/{image_id}/tags/{tag}",
+    "/v2/images/{image_id}/tags/{tag:path}",
     status_code=204,
     response_class=Response,
     summary="Deleting a Tag (Native OpenStack API)",
@@ -41,6 +41,8 @@ def add_tag(image_id: str, tag: str, principal: Authenticated, services: Service
 def delete_tag(
     image_id: str, tag: str, principal: Authenticated, services: ServicesDep
 ) -> Response:
-    """A tag the image does not list is a 404 (as in Glance; the page is silent)."""
+    """A tag the image does not list is a 404 (as in Glance; the page is silent). The tag is
+    the rest of the path, so that a tag written through IMS with a ``/`` in it (sent as
+    ``%2F``) can be deleted too."""
     tagging.delete_native_tag(services.db, principal.project_id, image_id, tag)
     return no_content()
