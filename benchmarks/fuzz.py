@@ -43,7 +43,7 @@ def run_on(database_url: str, workdir: Path, args: argparse.Namespace) -> FuzzRe
     project = uuid.uuid4().hex
     credential = db.write(lambda s: create_credential_tx(s, SecretBox(key), project))
     db.dispose()
-    with start_server(settings, workdir / "server.log") as server:
+    with start_server(settings, workdir / "server.log", startup_timeout=180) as server:
         started = time.monotonic()
         report = fuzz(
             server.base_url,

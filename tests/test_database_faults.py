@@ -93,7 +93,7 @@ def behind_proxy(tmp_path) -> Iterator[Setup]:
                 secret_key=key,
                 credential_cache_seconds=0,
             )
-            with start_server(settings, tmp_path / "server.log") as server:
+            with start_server(settings, tmp_path / "server.log", startup_timeout=120) as server:
                 yield Setup(server, proxy, credential)
 
 
@@ -168,7 +168,7 @@ def test_batch_tags_action_concurrent_writers_two_workers_never_500(
     or a documented 4xx, and the aggregate equals a full recount afterwards."""
     project = uuid.uuid4().hex
     credential = make_credential(project)
-    with start_server(settings, tmp_path / "workers.log", workers=2) as server:
+    with start_server(settings, tmp_path / "workers.log", workers=2, startup_timeout=180) as server:
         images = []
         for i in range(3):
             body = json.dumps({"name": f"contended-{i}"}).encode()

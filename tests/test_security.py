@@ -228,7 +228,9 @@ def test_server_logs_at_debug_level_contain_no_secret(settings, db, make_credent
     credential = make_credential(project)
     name, password = make_user(db, project)
     log_path = tmp_path / "debug.log"
-    with start_server(settings, log_path, extra_args=("--log-level", "debug")) as running:
+    with start_server(
+        settings, log_path, extra_args=("--log-level", "debug"), startup_timeout=120
+    ) as running:
         base = running.base_url
         signed = signed_request(base, credential, "GET", f"/v2/{project}/images/tags")
         assert signed.status_code == 200

@@ -157,7 +157,9 @@ def crash_round(
 ) -> CrashReport:
     """One round: start, write concurrently, SIGKILL mid-stream, restart, verify."""
     logs = [WriterLog() for _ in range(writers)]
-    with start_server(settings, log_dir / f"before-{uuid.uuid4().hex[:6]}.log") as server:
+    with start_server(
+        settings, log_dir / f"before-{uuid.uuid4().hex[:6]}.log", startup_timeout=120
+    ) as server:
         for log in logs:
             body = json.dumps({"name": "state-holder"}).encode()
             response = signed_request(server.base_url, credential, "POST", "/v2/images", body=body)
@@ -184,7 +186,9 @@ def crash_round(
     if errors:
         raise errors[0]
     # Restart on the same database (recovery runs on open), then verify.
-    with start_server(settings, log_dir / f"after-{uuid.uuid4().hex[:6]}.log") as server:
+    with start_server(
+        settings, log_dir / f"after-{uuid.uuid4().hex[:6]}.log", startup_timeout=120
+    ) as server:
         ready = httpx.get(server.base_url + "/readyz", timeout=30)
         assert ready.status_code == 200, ready.text
         return verify(db, credential, logs, server.base_url)
