@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from imstags.domain.projects import visible_to
 from imstags.errors import ImageNotFound, InvalidTag, TagQuotaExceeded
 from imstags.storage.models import Image, ImageTag, TagCount, TagVersion
 
@@ -141,10 +142,11 @@ def validate_native_tag(tag: object) -> tuple[str, str]:
 def lock_image(session: Session, project_id: str, image_id: str) -> Image:
     """The project's image, locked for writing until the transaction ends.
 
-    Another project's image is reported as missing, like one that does not exist. On SQLite
+    Another project's image is reported as missing (:func:`~imstags.domain.projects.visible_to`
+    decides), like one that does not exist. On SQLite
     the whole database is already write-locked (``BEGIN IMMEDIATE``).
     """
-    stmt = select(Image).where(Image.id == image_id, Image.project_id == project_id)
+    stmt = select(Image).where(Image.id == image_id, visible_to(project_id))
     if session.get_bind().dialect.name != "sqlite":
         stmt = stmt.with_for_update()
     image = session.scalars(stmt).first()
