@@ -51,7 +51,9 @@ def version_list(base_url: str, prefix: str = "v2") -> dict[str, Any]:
     }
 
 
-_MULTIPLE = {300: {"model": VersionList, "description": "Multiple Choices: the versions"}}
+_MULTIPLE: dict[int | str, dict[str, Any]] = {
+    300: {"model": VersionList, "description": "Multiple Choices: the versions"}
+}
 
 
 @router.get(
