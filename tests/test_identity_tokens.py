@@ -140,8 +140,42 @@ def test_issue_token_with_wrong_credentials_or_scope_is_401(server, user, change
     assert "X-Subject-Token" not in response.headers
 
 
-def test_issue_token_with_another_method_is_401(server, user):
-    body = {"auth": {"identity": {"methods": ["token"], "token": {"id": "x"}}}}
+def test_issue_token_with_an_unsupported_method_is_401(server, user):
+    body = {"auth": {"identity": {"methods": ["totp"], "totp": {"user": {"id": "x"}}}}}
+
+    assert_error(httpx.post(server.base_url + "/v3/auth/tokens", json=body), 401, "IMG.0030")
+
+
+def test_issue_token_by_token_method_keeps_user_project_and_expiry(server, user):
+    first = issue(server.base_url, user)
+    body = {
+        "auth": {
+            "identity": {"methods": ["token"], "token": {"id": first.headers["X-Subject-Token"]}},
+            "scope": {"project": {"id": user.project_id}},
+        }
+    }
+
+    second = httpx.post(server.base_url + "/v3/auth/tokens", json=body)
+
+    assert second.status_code == 201, second.text
+    assert second.headers["X-Subject-Token"] != first.headers["X-Subject-Token"]
+    token = second.json()["token"]
+    assert token["methods"] == ["token"]
+    assert (token["user"]["id"], token["project"]["id"]) == (
+        first.json()["token"]["user"]["id"], user.project_id,
+    )  # fmt: skip
+    assert token["expires_at"] == first.json()["token"]["expires_at"]
+
+
+@pytest.mark.parametrize("subject", ["not-a-token", "revoked"])
+def test_issue_token_by_token_method_with_a_bad_token_is_401(server, user, subject):
+    token = token_of(server.base_url, user)
+    if subject == "revoked":
+        headers = {"X-Auth-Token": token, "X-Subject-Token": token}
+        assert httpx.delete(server.base_url + "/v3/auth/tokens", headers=headers).status_code == 204
+    else:
+        token = subject
+    body = {"auth": {"identity": {"methods": ["token"], "token": {"id": token}}}}
 
     assert_error(httpx.post(server.base_url + "/v3/auth/tokens", json=body), 401, "IMG.0030")
 
@@ -282,3 +316,18 @@ def test_keystoneauth_password_session_reaches_the_image_api(server, user):
     assert response.status_code == 200
     assert response.json()["images"] == []
     assert session.get_project_id() == user.project_id
+
+
+def test_keystoneauth_token_plugin_reaches_the_image_api(server, user):
+    auth = v3.Token(
+        auth_url=server.base_url + "/v3",
+        token=token_of(server.base_url, user),
+        project_id=user.project_id,
+    )
+    session = ks_session.Session(auth=auth)
+
+    response = session.get(
+        "/v2/images", endpoint_filter={"service_type": "image", "interface": "public"}
+    )
+
+    assert response.status_code == 200

@@ -152,8 +152,42 @@ def issue_token_tx(
     if user is None or not user.enabled:
         raise Unauthorized("The request you have made requires authentication.")
     project_id = _scoped_project(session, auth, user)
+    return _store_token(
+        session, user, project_id, now, now + timedelta(seconds=ttl_seconds), ("password",)
+    )
+
+
+def reissue_token_tx(
+    session: Session,
+    token: str,
+    project_id: str | None,
+    project_name_: str | None,
+    now: datetime | None = None,
+) -> tuple[str, TokenInfo]:
+    """Keystone's ``token`` method: a new token for the same user from a valid one.
+
+    The scope may name only the user's project again; the new token expires when the one
+    it was made from does, so re-issuing never extends a token's life.
+    """
+    now = now or _now()
+    current = validate_token(session, token, now)
+    user = session.get(User, current.user_id)
+    if user is None:  # deleted since validate_token read it
+        raise Unauthorized("The token is unknown.")
+    scope = PasswordAuth(password="", project_id=project_id, project_name=project_name_)
+    scoped = _scoped_project(session, scope, user)
+    return _store_token(session, user, scoped, now, current.expires_at, ("token",))
+
+
+def _store_token(
+    session: Session,
+    user: User,
+    project_id: str,
+    now: datetime,
+    expires_at: datetime,
+    methods: tuple[str, ...],
+) -> tuple[str, TokenInfo]:
     token = secrets.token_urlsafe(32)
-    expires_at = now + timedelta(seconds=ttl_seconds)
     # Expired tokens are of no use to anyone: drop them (an index range) as new ones come.
     session.execute(delete(Token).where(Token.expires_at < now))
     session.add(
@@ -174,6 +208,7 @@ def issue_token_tx(
         issued_at=now,
         expires_at=expires_at,
         audit_id=_audit_id(hash_token(token)),
+        methods=methods,
     )
     return token, info
 

@@ -6,9 +6,9 @@ with the token in ``X-Subject-Token`` and a body whose service catalog points th
 service at this server's unversioned root. A token in ``X-Auth-Token`` then authenticates every
 API like an AK/SK signature does (:func:`token_validator`).
 
-Departures from Keystone: only the ``password`` method and project scope (a request without a
-scope gets the user's own project); roles are fixed (``member``, ``reader``); errors keep the
-service's one error shape (keystoneauth reads its ``message``).
+Departures from Keystone: only the ``password`` and ``token`` methods and project scope (a
+request without a scope gets the user's own project); roles are fixed (``member``,
+``reader``); errors keep the service's one error shape (keystoneauth reads its ``message``).
 """
 
 from __future__ import annotations
@@ -55,9 +55,14 @@ class PasswordMethod(_Loose):
     user: UserRef
 
 
+class TokenMethod(_Loose):
+    id: str
+
+
 class IdentityPart(_Loose):
     methods: list[str]
     password: PasswordMethod | None = None
+    token: TokenMethod | None = None
 
 
 class ProjectRef(_Loose):
@@ -116,6 +121,13 @@ class TokenResponse(BaseModel):
     token: TokenBody
 
 
+def _scope_project(body: AuthRequest) -> ProjectRef | None:
+    project = body.auth.scope.project if body.auth.scope else None
+    if body.auth.scope is not None and project is None:
+        raise BadRequest("Only project scope is supported.")
+    return project
+
+
 def _password_auth(body: AuthRequest) -> identity.PasswordAuth:
     ident = body.auth.identity
     if "password" not in ident.methods or ident.password is None:
@@ -123,9 +135,7 @@ def _password_auth(body: AuthRequest) -> identity.PasswordAuth:
     if ident.methods != ["password"]:
         raise Unauthorized("Only the password authentication method is supported.")
     user = ident.password.user
-    project = body.auth.scope.project if body.auth.scope else None
-    if body.auth.scope is not None and project is None:
-        raise BadRequest("Only project scope is supported.")
+    project = _scope_project(body)
     return identity.PasswordAuth(
         password=user.password,
         user_id=user.id,
@@ -214,8 +224,10 @@ def issue_token(
 ) -> Response:
     """Failed logins are throttled per user and per client address (429 with Retry-After,
     checked before the password is): see ``domain/throttle.py``."""
-    auth = _password_auth(body)
     settings = services.settings
+    if body.auth.identity.methods == ["token"]:
+        return _reissue(request, services, body, catalog=nocatalog is None)
+    auth = _password_auth(body)
     throttle = services.login_throttle
     user = user_key([auth.user_id, auth.user_name, auth.user_domain_id, auth.user_domain_name])
     client = request.client.host if request.client else ""
@@ -232,6 +244,26 @@ def issue_token(
     throttle.succeeded(user)
     document = render_token(
         info, public_base_url(request, settings), settings, catalog=nocatalog is None
+    )
+    return JsonResponse(document, status_code=201, headers={SUBJECT_TOKEN: token})
+
+
+def _reissue(
+    request: Request, services: ServicesDep, body: AuthRequest, *, catalog: bool
+) -> Response:
+    """The ``token`` method: a valid token buys a new one for the same user and project (what
+    keystoneauth's token plugins send). Not throttled: a token cannot be guessed."""
+    given = body.auth.identity.token
+    if given is None:
+        raise Unauthorized("The token method needs identity.token.id.")
+    project = _scope_project(body)
+    token, info = services.db.write(
+        lambda s: identity.reissue_token_tx(
+            s, given.id, project.id if project else None, project.name if project else None
+        )
+    )
+    document = render_token(
+        info, public_base_url(request, services.settings), services.settings, catalog=catalog
     )
     return JsonResponse(document, status_code=201, headers={SUBJECT_TOKEN: token})
 
