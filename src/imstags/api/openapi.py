@@ -102,14 +102,17 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            _complete_operation(operation, (path, method) in secured)
+            _complete_operation(operation, path, (path, method) in secured)
     return document
 
 
-def _complete_operation(operation: dict[str, Any], secured: bool) -> None:
+def _complete_operation(operation: dict[str, Any], path: str, secured: bool) -> None:
     responses = operation["responses"]
     responses.pop("422", None)
     statuses = [400, 404, 500, 503]
+    if "{" in path:
+        # A path parameter holding "/" can make the path another route's, with other methods.
+        statuses.append(405)
     if secured:
         statuses += [401, 403]
         operation["security"] = [{"AkSk": []}, {"Token": []}]
