@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 
 bench: install
-	$(BIN)/python benchmarks/core_endpoint.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,594 @@
+"""The performance benchmark: workload W at several sizes, the real server, measured with wrk.
+
+For each database (SQLite, and PostgreSQL when ``--postgres URL`` is given) and each size N of
+workload W (one project, N images, 10 tags each from 50 keys x 20 values), it loads W with
+``imstags images import``, starts ``imstags serve`` with the floor route enabled, and measures:
+
+- the floor: ``/_bench/floor/{project}``, the core endpoint's bytes through the same stack with
+  no database and no authentication;
+- the core endpoint ``GET /v2/{project}/images/tags``, signed (SDK-HMAC-SHA256): requests/s and
+  latency under load, and latency unloaded (one connection);
+- tag writes ``POST .../images/{id}/tags/action`` (create 3 tags, then delete them);
+- the query by one tag ``POST .../images/resource_instances/action`` (limit 100);
+- the server's peak RSS; and at the largest N, throughput with 1 and 2 workers.
+
+It prints one table and writes every figure as JSON (``--json``). Loaded databases are kept in
+``--workdir`` and reused by later runs (``--fresh`` reloads them).
+
+    .venv/bin/python benchmarks/run.py --sizes 1000,1000000 \\
+        --postgres postgresql://postgres@127.0.0.1:5432/postgres --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography.fernet import Fernet
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.sdk_request import SdkRequest
+from huaweicloudsdkcore.signer.signer import Signer
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PROJECT = "bench0000000000000000000000000000"
+SEED = 1
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+# --- tools ------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is missing: installing the Debian package", file=sys.stderr)
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or "wrk"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def imstags(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "-m", "imstags", *args], env=env, check=True, capture_output=True, **kwargs
+    )
+
+
+def signed_headers(method: str, url: str, ak: str, sk: str, body: bytes = b"") -> dict[str, str]:
+    """Headers the Huawei Cloud SDK's own signer puts on this request (valid 15 minutes)."""
+    parts = urlsplit(url)
+    request = SdkRequest(
+        method=method,
+        schema=parts.scheme,
+        host=parts.netloc,
+        resource_path=parts.path,
+        query_params=[],
+        header_params={"Content-Type": "application/json"},
+        body=body,
+    )
+    signed = Signer(BasicCredentials(ak, sk)).sign(request)
+    return {k: str(v) for k, v in signed.header_params.items()}
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    errors: int
+    server_cpu_us_per_request: float
+
+    def as_dict(self) -> dict[str, float]:
+        return self.__dict__.copy()
+
+
+def _ms(text_value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s|m)", text_value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    *,
+    connections: int,
+    duration: int,
+    script: Path | None = None,
+    server: Server | None = None,
+) -> WrkResult:
+    """One wrk run. With ``server``, also the server's CPU time per request, which other
+    load on the machine disturbs far less than requests/s."""
+    cmd = [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    cpu_before = server.cpu_seconds() if server else 0.0
+    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
+    cpu = server.cpu_seconds() - cpu_before if server else 0.0
+    total = re.search(r"(\d+) requests in", out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return WrkResult(
+        rps,
+        p50,
+        p99,
+        int(non_2xx.group(1)) if non_2xx else 0,
+        sum(int(g) for g in errors.groups()) if errors else 0,
+        cpu * 1e6 / int(total.group(1)) if server and total and int(total.group(1)) else 0.0,
+    )
+
+
+def median_of(results: list[WrkResult]) -> dict[str, float]:
+    """Each figure's median over several runs."""
+    return {
+        name: statistics.median(getattr(result, name) for result in results)
+        for name in WrkResult.__dataclass_fields__
+    }
+
+
+def lua_requests(path: Path, requests: list[tuple[str, str, dict[str, str], bytes]]) -> Path:
+    """A wrk script cycling through fixed, pre-signed requests."""
+
+    def lua(value: str | bytes) -> str:
+        return json.dumps(value.decode() if isinstance(value, bytes) else value)
+
+    entries = []
+    for method, req_path, headers, body in requests:
+        table = ", ".join(f"[{lua(k)}] = {lua(v)}" for k, v in headers.items())
+        entries.append(f"wrk.format({lua(method)}, {lua(req_path)}, {{{table}}}, {lua(body)})")
+    path.write_text(
+        "local reqs = {\n  "
+        + ",\n  ".join(entries)
+        + "\n}\nlocal i = 0\nrequest = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n"
+    )
+    return path
+
+
+# --- databases and servers -------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str  # "sqlite" or "postgresql"
+    url: str
+
+
+def sqlite_target(workdir: Path, size: int) -> Target:
+    return Target("sqlite", f"sqlite:///{workdir / f'w-{size}.db'}")
+
+
+def postgres_target(server_url: str, size: int) -> Target:
+    url = make_url(server_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    return Target("postgresql", url.set(database=f"imstags_bench_{size}").render_as_string(False))
+
+
+def recreate(target: Target, workdir: Path, size: int) -> None:
+    if target.name == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(workdir / f"w-{size}.db") + suffix).unlink(missing_ok=True)
+        return
+    url = make_url(target.url)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
+
+
+def load(env: dict[str, str], target: Target, workdir: Path, size: int, fresh: bool) -> float:
+    """Load W of this size unless a previous run did; returns the seconds the import took."""
+    marker = workdir / f"loaded-{target.name}-{size}"
+    if marker.exists() and not fresh:
+        return float(marker.read_text())
+    data = workdir / f"w-{size}.jsonl"
+    if not data.exists():
+        with data.open("wb") as out:
+            subprocess.run(
+                [PYTHON, "-m", "imstags", "bench", "generate", "--images", str(size),
+                 "--seed", str(SEED), "--project-id", PROJECT],
+                env=env, stdout=out, check=True,
+            )  # fmt: skip
+    recreate(target, workdir, size)
+    env = {**env, "IMSTAGS_DATABASE_URL": target.url}
+    imstags(env, "db", "upgrade")
+    started = time.monotonic()
+    subprocess.run(
+        [PYTHON, "-m", "imstags", "images", "import", str(data)], env=env, check=True
+    )  # progress bar on the terminal
+    seconds = time.monotonic() - started
+    marker.write_text(f"{seconds:.1f}")
+    return seconds
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+    def pids(self) -> list[int]:
+        pids = [self.process.pid]
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        return pids
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes have used so far."""
+        total = 0
+        for pid in self.pids():
+            stat = Path(f"/proc/{pid}/stat")
+            if stat.exists():
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        """Peak RSS of the server: its own, or the largest of its worker processes."""
+        peaks = []
+        for pid in self.pids():
+            status = Path(f"/proc/{pid}/status")
+            if status.exists():
+                match = re.search(r"VmHWM:\s+(\d+) kB", status.read_text())
+                if match:
+                    peaks.append(int(match.group(1)) / 1024)
+        return max(peaks, default=0.0)
+
+
+@contextmanager
+def serve(env: dict[str, str], target: Target, workers: int, log: Path):
+    port = free_port()
+    env = {**env, "IMSTAGS_DATABASE_URL": target.url, "IMSTAGS_BENCH_FLOOR": "1"}
+    cmd = [PYTHON, "-m", "imstags", "serve", "--port", str(port), "--workers", str(workers),
+           "--log-level", "warning"]  # fmt: skip
+    with log.open("ab") as out:
+        process = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited early; see {log}")
+            try:
+                httpx.get(f"{server.base_url}/_bench/floor/{PROJECT}", timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the server and its workers, nothing else
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def image_ids(target: Target, count: int) -> list[str]:
+    engine = create_engine(target.url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id FROM images WHERE project_id = :p ORDER BY id LIMIT :n"),
+            {"p": PROJECT, "n": count},
+        )
+        ids = [row[0] for row in rows]
+    engine.dispose()
+    return ids
+
+
+# --- one measurement round --------------------------------------------------------------------
+
+
+def measure(
+    wrk: str,
+    env: dict[str, str],
+    target: Target,
+    credential: dict[str, str],
+    workdir: Path,
+    *,
+    duration: int,
+    connections: int,
+    rounds: int,
+    full: bool,
+    log: Path,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    ak, sk = credential["access"], credential["secret"]
+    with serve(env, target, 1, log) as server:
+        core_url = f"{server.base_url}/v2/{PROJECT}/images/tags"
+        floor_url = f"{server.base_url}/_bench/floor/{PROJECT}"
+        core_headers = signed_headers("GET", core_url, ak, sk)
+        first = httpx.get(core_url, headers=core_headers, timeout=30)
+        first.raise_for_status()
+        floor_body = httpx.get(floor_url, timeout=30).content
+        assert floor_body == first.content, "the floor must answer the same bytes"
+        figures["body_bytes"] = len(first.content)
+        core_script = lua_requests(
+            workdir / "core.lua", [("GET", urlsplit(core_url).path, core_headers, b"")]
+        )
+        run_wrk(wrk, floor_url, connections=connections, duration=2)  # warm-up
+        run_wrk(wrk, core_url, connections=connections, duration=2, script=core_script)
+        floors, cores = [], []
+        for _ in range(rounds):  # alternated, so that other load on the machine hits both alike
+            floors.append(
+                run_wrk(wrk, floor_url, connections=connections, duration=duration, server=server)
+            )
+            cores.append(
+                run_wrk(wrk, core_url, connections=connections, duration=duration,
+                        script=core_script, server=server)
+            )  # fmt: skip
+        figures["floor"], figures["core"] = median_of(floors), median_of(cores)
+        figures["core_unloaded"] = run_wrk(
+            wrk, core_url, connections=1, duration=duration, script=core_script, server=server
+        ).as_dict()
+        figures["core_over_floor"] = figures["core"]["requests_per_s"] / max(
+            figures["floor"]["requests_per_s"], 1e-9
+        )
+        figures["floor_over_core_cpu"] = figures["floor"]["server_cpu_us_per_request"] / max(
+            figures["core"]["server_cpu_us_per_request"], 1e-9
+        )
+        if full:
+            figures.update(measure_writes_and_queries(wrk, server, target, ak, sk, workdir,
+                                                      duration, connections))  # fmt: skip
+        figures["peak_rss_mb"] = server.peak_rss_mb()
+    return figures
+
+
+def measure_writes_and_queries(
+    wrk: str,
+    server: Server,
+    target: Target,
+    ak: str,
+    sk: str,
+    workdir: Path,
+    duration: int,
+    connections: int,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    # Writes: 64 images, each created 3 tags then deleted them, 64 requests apart, so that no
+    # two requests in flight touch one image and every request really changes something.
+    writes = []
+    ids = image_ids(target, 64)
+    for action in ("create", "delete"):
+        for image_id in ids:
+            path = f"/v2/{PROJECT}/images/{image_id}/tags/action"
+            body = json.dumps(
+                {"action": action, "tags": [{"key": f"bench{i}", "value": "x"} for i in range(3)]}
+            ).encode()
+            headers = signed_headers("POST", server.base_url + path, ak, sk, body)
+            writes.append(("POST", path, headers, body))
+    # W's images have 10 tags: leave room for 3 more by dropping some first (untimed).
+    for image_id in ids:
+        path = f"/v2/{PROJECT}/images/{image_id}/tags"
+        got = httpx.get(server.base_url + path, headers=signed_headers(
+            "GET", server.base_url + path, ak, sk), timeout=30).json()["tags"]  # fmt: skip
+        surplus = max(0, len(got) - 7)
+        if not surplus:
+            continue
+        body = json.dumps(
+            {"action": "delete", "tags": [{"key": t["key"]} for t in got[:surplus]]}
+        ).encode()
+        action_url = f"{server.base_url}{path}/action"
+        response = httpx.post(
+            action_url,
+            content=body,
+            headers=signed_headers("POST", action_url, ak, sk, body),
+            timeout=30,
+        )
+        response.raise_for_status()
+    script = lua_requests(workdir / "writes.lua", writes)
+    figures["tag_writes"] = run_wrk(
+        wrk,
+        server.base_url,
+        connections=connections,
+        duration=duration,
+        script=script,
+        server=server,
+    ).as_dict()
+    # The query by one tag, limit 100.
+    path = f"/v2/{PROJECT}/images/resource_instances/action"
+    body = json.dumps(
+        {"action": "filter", "tags": [{"key": "key08", "values": ["value00"]}], "limit": "100"}
+    ).encode()
+    url = server.base_url + path
+    started = time.monotonic()
+    probe = httpx.post(
+        url, content=body, headers=signed_headers("POST", url, ak, sk, body), timeout=300
+    )
+    figures["query_by_tag_first_ms"] = (time.monotonic() - started) * 1000
+    if probe.status_code == 200:
+        headers = signed_headers("POST", url, ak, sk, body)
+        script = lua_requests(workdir / "query.lua", [("POST", path, headers, body)])
+        figures["query_by_tag"] = run_wrk(
+            wrk, server.base_url, connections=1, duration=duration, script=script, server=server
+        ).as_dict()
+        figures["query_by_tag"]["matches_returned"] = len(probe.json().get("resources", []))
+    else:
+        figures["query_by_tag"] = {"unavailable": probe.status_code}
+    return figures
+
+
+def measure_workers(
+    wrk: str,
+    env: dict[str, str],
+    target: Target,
+    credential: dict[str, str],
+    workdir: Path,
+    *,
+    duration: int,
+    connections: int,
+    rounds: int,
+    log: Path,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for workers in (1, 2):
+        with serve(env, target, workers, log) as server:
+            url = f"{server.base_url}/v2/{PROJECT}/images/tags"
+            headers = signed_headers("GET", url, credential["access"], credential["secret"])
+            script = lua_requests(workdir / "core.lua", [("GET", urlsplit(url).path, headers, b"")])
+            floor = f"{server.base_url}/_bench/floor/{PROJECT}"
+            run_wrk(wrk, url, connections=connections, duration=2, script=script)  # warm-up
+            run_wrk(wrk, floor, connections=connections, duration=2)
+            floors, cores = [], []
+            for _ in range(rounds):
+                floors.append(run_wrk(wrk, floor, connections=connections, duration=duration))
+                cores.append(
+                    run_wrk(wrk, url, connections=connections, duration=duration, script=script)
+                )
+            figures[f"core_{workers}w"] = median_of(cores)
+            figures[f"floor_{workers}w"] = median_of(floors)
+    return figures
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [
+        "| database | N | floor req/s | core req/s | core/floor | core p50 / p99 ms (loaded) "
+        "| core p50 ms (1 conn) | writes req/s | writes p50 ms | query p50 ms | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, per_size in results["databases"].items():
+        for size, f in per_size["sizes"].items():
+            writes = f.get("tag_writes", {})
+            query = f.get("query_by_tag", {})
+            rows.append(
+                f"| {name} | {int(size):,} | {f['floor']['requests_per_s']:,.0f} "
+                f"| {f['core']['requests_per_s']:,.0f} | {f['core_over_floor']:.2f} "
+                f"| {f['core']['p50_ms']:.2f} / {f['core']['p99_ms']:.2f} "
+                f"| {f['core_unloaded']['p50_ms']:.3f} "
+                f"| {writes.get('requests_per_s', float('nan')):,.0f} "
+                f"| {writes.get('p50_ms', float('nan')):.2f} "
+                f"| {query.get('p50_ms', float('nan')):.2f} | {f['peak_rss_mb']:.0f} |"
+            )
+    lines = ["\n".join(rows), ""]
+    for name, per_size in results["databases"].items():
+        if "latency_ratio_largest_vs_smallest" in per_size:
+            lines.append(
+                f"{name}: core latency (1 connection, median) at the largest N / smallest N = "
+                f"{per_size['latency_ratio_largest_vs_smallest']:.2f}"
+            )
+        for key, value in per_size.get("workers", {}).items():
+            lines.append(f"{name}: {key}: {value['requests_per_s']:,.0f} req/s")
+        for size, seconds in per_size.get("load_seconds", {}).items():
+            lines.append(f"{name}: load of N={int(size):,}: {seconds:.0f} s")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser.add_argument("--postgres", help="PostgreSQL server URL (a database per size is made)")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated floor/core runs")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "imstags-bench"
+    )
+    parser.add_argument("--fresh", action="store_true", help="reload databases loaded before")
+    parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    key_file = args.workdir / "secret.key"
+    if not key_file.exists():
+        key_file.write_text(Fernet.generate_key().decode())
+    env = {
+        **os.environ,
+        "IMSTAGS_DATA_DIR": str(args.workdir / "data"),
+        "IMSTAGS_SECRET_KEY": key_file.read_text(),
+    }
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    targets: list[tuple[str, Any]] = []
+    if not args.no_sqlite:
+        targets.append(("sqlite", lambda n: sqlite_target(args.workdir, n)))
+    if args.postgres:
+        targets.append(("postgresql", lambda n: postgres_target(args.postgres, n)))
+    log = args.workdir / "server.log"
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "command": " ".join(sys.argv),
+        "workload": "W: 1 project, N images, 10 tags each from 50 keys x 20 values, seed 1",
+        "wrk": f"-t1 -c{args.connections} -d{args.duration}s, median of {args.rounds} alternated "
+        "floor/core runs (unloaded latency: -c1)",
+        "databases": {},
+    }
+    for name, make_target in targets:
+        per_size: dict[str, Any] = {"sizes": {}, "load_seconds": {}}
+        results["databases"][name] = per_size
+        for size in sizes:
+            target = make_target(size)
+            print(f"== {name}, N={size:,}: loading", file=sys.stderr)
+            per_size["load_seconds"][str(size)] = load(env, target, args.workdir, size, args.fresh)
+            credential = json.loads(
+                imstags(
+                    {**env, "IMSTAGS_DATABASE_URL": target.url},
+                    "credentials",
+                    "create",
+                    "--project-id",
+                    PROJECT,
+                ).stdout  # fmt: skip
+            )
+            print(f"== {name}, N={size:,}: measuring", file=sys.stderr)
+            per_size["sizes"][str(size)] = measure(
+                wrk, env, target, credential, args.workdir, duration=args.duration,
+                connections=args.connections, rounds=args.rounds, full=size == sizes[-1],
+                log=log,
+            )  # fmt: skip
+            if size == sizes[-1]:
+                per_size["workers"] = measure_workers(
+                    wrk, env, target, credential, args.workdir, duration=args.duration,
+                    connections=args.connections, rounds=args.rounds, log=log,
+                )  # fmt: skip
+        smallest, largest = per_size["sizes"][str(sizes[0])], per_size["sizes"][str(sizes[-1])]
+        per_size["latency_ratio_largest_vs_smallest"] = (
+            largest["core_unloaded"]["p50_ms"] / smallest["core_unloaded"]["p50_ms"]
+        )
+        args.json.write_text(json.dumps(results, indent=2))
+    print(table(results))
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"figures written to {args.json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
