@@ -274,6 +274,28 @@ def test_glance_create_image_metadata_then_delete_image(client):
 
 
 @glance
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"min_disk": 2048}, "IMG.0055"),
+        ({"visibility": "public"}, "IMG.0001"),
+        ({"disk_format": "exe"}, "IMG.0072"),
+        ({"tags": ["a=b=c", "bad\u0001tag"]}, "IMG.0115"),
+    ],
+)
+def test_glance_create_image_metadata_with_a_bad_value_is_400(client, fields, code):
+    with pytest.raises(ClientRequestException) as raised:
+        client.glance_create_image_metadata(
+            GlanceCreateImageMetadataRequest(
+                body=GlanceCreateImageMetadataRequestBody(name="bad", **fields)
+            )
+        )
+
+    assert (raised.value.status_code, raised.value.error_code) == (400, code)
+    assert client.list_images(ListImagesRequest()).images == []
+
+
+@glance
 def test_glance_image_schemas_describe_images(client):
     image_schema = client.glance_show_image_schemas(GlanceShowImageSchemasRequest())
     list_schema = client.glance_list_image_schemas(GlanceListImageSchemasRequest())

@@ -60,6 +60,7 @@ DESCRIPTION_MAX_LENGTH = 1024
 PROPERTY_NAME_MAX_LENGTH = 255
 PROPERTY_VALUE_MAX_LENGTH = 255
 MAX_PROPERTIES = 128  # Glance's default image_property_quota
+MIN_DISK_MAX_GB = 1024  # "1 GB to 1,024 GB"; 0 (Glance's default) means not specified
 DEFAULT_OS_VERSION = "Other Linux(64 bit)"
 # Column widths (storage/models.py) of the string columns above.
 _COLUMN_WIDTHS = {"__os_type": 16, "__platform": 32, "__os_version": 128, "virtual_env_type": 32}
@@ -93,8 +94,9 @@ def check_value(name: str, value: Any) -> Any:
             raise BadRequest("protected must be a boolean.")
         return value
     if name in ("min_disk", "min_ram"):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
-            raise BadRequest(f"{name} must be a non-negative integer.", code="IMG.0055")
+        top = MIN_DISK_MAX_GB if name == "min_disk" else 2**31 - 1
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+            raise BadRequest(f"{name} must be an integer from 0 to {top}.", code="IMG.0055")
         return value
     if name in _ENUMS:
         allowed, code = _ENUMS[name]
