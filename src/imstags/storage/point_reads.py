@@ -96,48 +96,79 @@ class AsyncPointReader:
     stops answering would freeze every request of the process. This connection is awaited
     instead, and every lookup is bounded by ``timeout`` (then 503), so a lost database costs
     the requests that need it, never the process.
+
+    Lookups of the same key that wait at the same time share one query (a query costs
+    hundreds of microseconds of CPU in the driver, more than the rest of the request). A
+    lookup only ever joins a query that has not started yet, so the answer it gets was read
+    after it arrived: it sees every write committed before it, as a query of its own would.
     """
 
     def __init__(self, conninfo: str, *, timeout: float = 5.0) -> None:
         self._conninfo = conninfo
         self._timeout = timeout
         self._connection: Any = None
-        self._connecting: asyncio.Lock | None = None
+        self._turn: asyncio.Lock | None = None  # one query at a time on the connection
         self._statements: dict[tuple[str, str, str], str] = {}
+        self._next: dict[tuple[str, object], asyncio.Future[Any]] = {}  # not started yet
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     async def lookup(self, table: str, column: str, key_column: str, key: object) -> Any:
-        import psycopg
-
         statement = self._statements.get((table, column, key_column))
         if statement is None:
             statement = f"SELECT {column} FROM {table} WHERE {key_column} = %s"  # noqa: S608
             self._statements[table, column, key_column] = statement
-        for attempt in (1, 2):
-            try:
-                async with asyncio.timeout(self._timeout):
-                    connection = await self._connect()
-                    cursor = await connection.execute(statement, (key,))
-                    row = await cursor.fetchone()
-                    return None if row is None else row[0]
-            except (psycopg.Error, TimeoutError) as exc:
-                await self._discard()
-                if attempt == 2 or isinstance(exc, TimeoutError):
-                    log.warning("database unavailable: %r", exc)
-                    raise ServiceUnavailable("The database is unavailable.") from exc
-        raise AssertionError("unreachable")
+        shared = self._next.get((statement, key))
+        if shared is None:
+            shared = asyncio.get_running_loop().create_future()
+            self._next[statement, key] = shared
+            task = asyncio.ensure_future(self._run(statement, key, shared))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await asyncio.shield(shared)
+        except (ServiceUnavailable, TimeoutError) as exc:  # a fresh error for each waiter
+            raise ServiceUnavailable("The database is unavailable.") from exc
+
+    async def _run(self, statement: str, key: object, shared: asyncio.Future[Any]) -> None:
+        import psycopg
+
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        try:
+            async with asyncio.timeout(self._timeout), self._turn:
+                # From here on, later lookups start a query of their own.
+                if self._next.get((statement, key)) is shared:
+                    del self._next[statement, key]
+                for attempt in (1, 2):
+                    try:
+                        connection = await self._connect()
+                        cursor = await connection.execute(statement, (key,))
+                        row = await cursor.fetchone()
+                        shared.set_result(None if row is None else row[0])
+                        return
+                    except psycopg.Error:
+                        await self._discard()
+                        if attempt == 2:
+                            raise
+        except (psycopg.Error, TimeoutError) as exc:
+            await self._discard()
+            log.warning("database unavailable: %r", exc)
+            if not shared.done():
+                shared.set_exception(ServiceUnavailable("The database is unavailable."))
+        finally:
+            if self._next.get((statement, key)) is shared:
+                del self._next[statement, key]
+            if not shared.done():
+                shared.set_exception(ServiceUnavailable("The database is unavailable."))
 
     async def _connect(self) -> Any:
         import psycopg
 
-        if self._connection is not None and not self._connection.closed:
-            return self._connection
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:
-            if self._connection is None or self._connection.closed:
-                self._connection = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout))
-                )
+        if self._connection is None or self._connection.closed:
+            self._connection = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout))
+            )
         return self._connection
 
     async def _discard(self) -> None:
