@@ -15,6 +15,7 @@ The request count is fixed (``WRITERS * REQUESTS_PER_WRITER``); nothing depends 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 from collections import Counter
@@ -24,6 +25,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from imstags.domain import images as images_domain
+from imstags.domain import tagging
 from imstags.domain.credentials import IssuedCredential
 from imstags.domain.tags import MAX_TAGS_PER_IMAGE, recount_project_tags, stored_counts
 from imstags.storage.models import ImageTag
@@ -177,3 +180,38 @@ def test_concurrent_tag_writers_keep_limit_and_aggregate(base_url, writers_crede
     assert outcomes[(204, None)] > 0
     assert outcomes[(400, "IMG.0116")] > 0  # the limit was really contended
     check_invariants(db, writers_credential.project_id)
+
+
+def test_concurrent_value_swaps_take_counter_locks_in_one_order(db, caplog):
+    """Writers that move images between two values of one key touch the same two counter rows
+    in opposite directions (one -1 and one +1 each). Taking counter rows in one global order
+    means no transaction ever waits for another that waits for it: no deadlock on PostgreSQL,
+    so no retried transaction (Database.write logs each retry)."""
+    project = new_project_id()
+    images = [
+        db.write(lambda s: images_domain.create_image_tx(s, project, {}, ["k=a"], {})).image.id
+        for _ in range(4)
+    ]
+    failures: list[BaseException] = []
+
+    def swapper(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(40):
+                image = rng.choice(images)
+                value = rng.choice(["a", "b"])
+                tagging.batch_action(db, project, image, "create", [("k", value), ("j", value)])
+        except BaseException as exc:
+            failures.append(exc)
+
+    caplog.set_level(logging.INFO, logger="imstags.storage.database")
+    threads = [threading.Thread(target=swapper, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert retries == []
+    check_invariants(db, project)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
+from imstags.domain.projects import visible_to
 from imstags.domain.tags import tags_of_images
 from imstags.errors import BadRequest, InvalidTag
 from imstags.storage.models import Image, ImageTag
@@ -191,7 +192,7 @@ def _has_all(project_id: str, conditions: Sequence[TagCondition]) -> ColumnEleme
 
 
 def where_clause(project_id: str, query: ImageQuery) -> ColumnElement[bool]:
-    clauses: list[ColumnElement[bool]] = [Image.project_id == project_id]
+    clauses: list[ColumnElement[bool]] = [visible_to(project_id)]
     if query.without_any_tag:
         clauses.append(~exists().where(ImageTag.image_id == Image.id))
     else:

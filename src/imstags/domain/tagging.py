@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imstags.domain.images import is_well_formed_id
+from imstags.domain.projects import visible_to
 from imstags.domain.tags import (
     KEY_MAX_LENGTH,
     NATIVE_SEPARATOR,
@@ -51,9 +52,7 @@ def list_image_tags(db: Database, project_id: str, image_id: str) -> list[tuple[
 
 
 def _image_exists(session: Session, project_id: str, image_id: str) -> bool:
-    found = session.scalar(
-        select(Image.id).where(Image.id == image_id, Image.project_id == project_id)
-    )
+    found = session.scalar(select(Image.id).where(Image.id == image_id, visible_to(project_id)))
     return found is not None
 
 

@@ -276,29 +276,34 @@ def tag_new_images(
 def adjust_counts(session: Session, project_id: str, deltas: Mapping[tuple[str, str], int]) -> None:
     """Apply count changes to the aggregate and bump the project's version once.
 
-    Increments go in as one ``executemany`` upsert, in (key, value) order, which keeps the
-    lock order of concurrent PostgreSQL transactions the same.
+    Every counter row is touched in one global (key, value) order, increments and decrements
+    alike, so that concurrent PostgreSQL transactions never wait for each other in a cycle
+    (two writers moving images between the same two values touch the same two rows, one with
+    -1 and one with +1). Runs of consecutive increments go in as one ``executemany`` upsert,
+    which is what keeps the bulk import (increments only) fast.
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = TagCount.__table__
-    ordered = sorted(deltas.items())
-    increments = [
-        {"project_id": project_id, "key": key, "value": value, "image_count": delta}
-        for (key, value), delta in ordered
-        if delta > 0
-    ]
-    if increments:
-        upsert = insert(table)
-        session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=["project_id", "key", "value"],
-                set_={"image_count": table.c.image_count + upsert.excluded.image_count},
-            ),
-            increments,
-        )
-    for (key, value), delta in ordered:
-        if delta < 0:
+    upsert = insert(table)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["project_id", "key", "value"],
+        set_={"image_count": table.c.image_count + upsert.excluded.image_count},
+    )
+    increments: list[dict[str, object]] = []
+
+    def flush_increments() -> None:
+        if increments:
+            session.execute(upsert, increments)
+            increments.clear()
+
+    for (key, value), delta in sorted(deltas.items()):
+        if delta > 0:
+            increments.append(
+                {"project_id": project_id, "key": key, "value": value, "image_count": delta}
+            )
+        elif delta < 0:
+            flush_increments()
             where = (
                 (table.c.project_id == project_id) & (table.c.key == key) & (table.c.value == value)
             )
@@ -306,6 +311,7 @@ def adjust_counts(session: Session, project_id: str, deltas: Mapping[tuple[str, 
                 update(table).where(where).values(image_count=table.c.image_count + delta)
             )
             session.execute(delete(table).where(where & (table.c.image_count <= 0)))
+    flush_increments()
     version = TagVersion.__table__
     session.execute(
         insert(version)
