@@ -438,6 +438,8 @@ def measure_writes_and_queries(
             wrk, server.base_url, connections=1, duration=duration, script=script, server=server
         ).as_dict()
         figures["query_by_tag"]["matches_returned"] = len(probe.json().get("resources", []))
+        if not figures["query_by_tag"]["requests_per_s"]:  # not one answer within wrk's 5 s
+            figures["query_by_tag"]["p50_ms"] = float("nan")
     else:
         figures["query_by_tag"] = {"unavailable": probe.status_code}
     return figures
@@ -504,6 +506,12 @@ def table(results: dict[str, Any]) -> str:
                 f"{name}: core latency (1 connection, median) at the largest N / smallest N = "
                 f"{per_size['latency_ratio_largest_vs_smallest']:.2f}"
             )
+        for size, f in per_size["sizes"].items():
+            if "query_by_tag_first_ms" in f:
+                lines.append(
+                    f"{name}: query by one tag at N={int(size):,}, first request: "
+                    f"{f['query_by_tag_first_ms']:,.0f} ms"
+                )
         for key, value in per_size.get("workers", {}).items():
             lines.append(f"{name}: {key}: {value['requests_per_s']:,.0f} req/s")
         for size, seconds in per_size.get("load_seconds", {}).items():
