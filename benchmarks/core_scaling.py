@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run  # noqa: E402  (the sibling script)
+import harness as run  # noqa: E402  (the sibling module)
 
 SIZES = (1_000, 100_000)
 
