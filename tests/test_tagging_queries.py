@@ -264,9 +264,14 @@ def test_list_image_by_tags_offset_not_negative(ims, offset, accepted):
         refused(lambda: query(ims, offset=offset), 400, "IMG.0001")
 
 
-@pytest.mark.parametrize("limit", ["ten", "1.5", ""])
+@pytest.mark.parametrize("limit", ["ten", "1.5", "", "1_0", "99999999999999999999"])
 def test_list_image_by_tags_limit_must_be_integer(ims, limit):
     refused(lambda: query(ims, limit=limit), 400, "IMG.0001")
+
+
+def test_list_image_by_tags_huge_offset_is_an_empty_page(ims, catalog):
+    page = query(ims, offset="999999999999999999")
+    assert (page.total_count, page.resources) == (5, [])
 
 
 def test_list_image_by_tags_match_unknown_key_is_refused(ims):

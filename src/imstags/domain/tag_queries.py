@@ -13,6 +13,7 @@ whatever the value. ``without_any_tag`` selects untagged images and overrides th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ MATCH_KEYS = ("resource_name", "resource_id")
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 TAG_LISTS = ("tags", "tags_any", "not_tags", "not_tags_any")
+INTEGER = re.compile(r"-?\d{1,18}")
 
 
 @dataclass(frozen=True)
@@ -155,17 +157,12 @@ def _integer(name: str, raw: object, default: int, low: int, high: int | None) -
     """``limit`` and ``offset`` are strings in the reference; integers are accepted too."""
     if raw is None:
         return default
-    if isinstance(raw, bool):
-        raise BadRequest(f"'{name}' must be an integer.")
-    if isinstance(raw, int):
+    if isinstance(raw, int) and not isinstance(raw, bool):
         number = raw
+    elif isinstance(raw, str) and INTEGER.fullmatch(raw.strip()):
+        number = int(raw.strip())
     else:
-        try:
-            number = int(raw) if isinstance(raw, str) else None
-        except ValueError:
-            number = None
-        if number is None:
-            raise BadRequest(f"'{name}' must be an integer.")
+        raise BadRequest(f"'{name}' must be an integer.")
     if number < low or (high is not None and number > high):
         bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
         raise BadRequest(f"'{name}' must be {bounds}, not {number}.")
