@@ -199,3 +199,26 @@ def test_batch_tags_action_concurrent_writers_two_workers_never_500(
     assert statuses[204] > 0
     with db.read() as session:
         assert stored_counts(session, project) == recount_project_tags(session, project)
+
+
+def test_database_pool_exhausted_is_503_not_500(settings, db):
+    """A request that finds no free connection within pool_timeout is told to come back."""
+    from sqlalchemy import text
+
+    from imstags.errors import ServiceUnavailable
+    from imstags.storage.database import Database
+
+    small = Database(settings.resolved_database_url, pool_size=1, pool_timeout=0.2)
+    select_one = text("SELECT 1")
+    try:
+        # The pool holds two connections (size 1 + overflow 1); both are taken here.
+        with small.read() as first, small.read() as second:
+            first.execute(select_one)
+            second.execute(select_one)
+            with pytest.raises(ServiceUnavailable) as caught, small.read() as third:
+                third.execute(select_one)
+        assert caught.value.status == 503
+        with small.read() as again:  # served again once connections are back
+            assert again.execute(select_one).scalar() == 1
+    finally:
+        small.dispose()

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -51,11 +52,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+def _sqlite_engine(url: str, *, immediate: bool, pool: dict[str, Any]) -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        poolclass=NullPool if ":memory:" in url else None,
+        **({"poolclass": NullPool} if ":memory:" in url else pool),
     )
 
     @event.listens_for(engine, "connect")
@@ -79,20 +80,21 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 class Database:
     """The one handle the service layer gets: ``read()`` and ``write()`` sessions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -> None:
         self.url = normalise_url(url)
         self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
+        # A request that waits longer than pool_timeout for a connection gets a 503.
+        pool: dict[str, Any] = {
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+            "pool_timeout": pool_timeout,
+        }
         if self.dialect == "sqlite":
-            self._read_engine = _sqlite_engine(self.url, immediate=False)
-            self._write_engine = _sqlite_engine(self.url, immediate=True)
+            self._read_engine = _sqlite_engine(self.url, immediate=False, pool=pool)
+            self._write_engine = _sqlite_engine(self.url, immediate=True, pool=pool)
         else:
             self._read_engine = create_engine(
-                self.url,
-                pool_size=pool_size,
-                max_overflow=pool_size,
-                pool_pre_ping=True,
-                pool_timeout=5,
-                connect_args=PG_CONNECT_ARGS,
+                self.url, pool_pre_ping=True, connect_args=PG_CONNECT_ARGS, **pool
             )
             self._write_engine = self._read_engine
         self._reader = sessionmaker(self._read_engine, expire_on_commit=False)
@@ -169,9 +171,12 @@ class Database:
 
 @contextmanager
 def _unavailable_on_connection_loss() -> Iterator[None]:
-    """Turn "cannot reach the database" into a 503 rather than a 500."""
+    """Turn "cannot reach the database" (or no free connection in time) into a 503."""
     try:
         yield
+    except PoolTimeout as exc:
+        log.warning("no database connection free in time: %s", exc)
+        raise ServiceUnavailable("The database is busy; try again.") from exc
     except OperationalError as exc:
         if exc.connection_invalidated or _looks_like_connection_error(exc):
             log.warning("database unavailable: %s", exc.orig)
