@@ -61,7 +61,6 @@ def list_(ctx: Context, project_id: str | None) -> None:
         click.echo(json.dumps(record))
 
 
-
 @credentials.command("delete")
 @click.argument("access")
 @pass_context
