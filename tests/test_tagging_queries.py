@@ -291,3 +291,36 @@ def test_list_image_by_tags_match_value_255_accepted_256_refused(ims):
 def test_list_image_by_tags_path_of_other_project_is_403(server, credential):
     wrong = ims_client(server.base_url, credential, project_id=new_project_id())
     refused(lambda: query(wrong, "count"), 403, "IMG.0026")
+
+
+@pytest.mark.parametrize("sort_matches_limit", [0, 10_000])
+def test_resource_instances_single_tag_plans_agree_with_general_query(
+    db, project_id, monkeypatch, sort_matches_limit
+):
+    """A single-tag query is planned from the aggregate (sorting the matches, or walking the
+    images in order when matches are many); both plans give what the general query gives."""
+    from imstags.domain import tag_queries
+    from imstags.domain.images import create_image_tx
+
+    def create(tags: list[str]) -> None:
+        db.write(lambda s: create_image_tx(s, project_id, {"name": "q"}, tags, {}))
+
+    for i in range(30):
+        create(["env=prod" if i % 3 else "env=dev", f"n={i % 4}"])
+    body = {"action": "filter", "tags": [{"key": "env", "values": ["prod"]}], "limit": "7"}
+    monkeypatch.setattr(tag_queries, "SORT_MATCHES_LIMIT", sort_matches_limit)
+    pages = []
+    for offset in (0, 7, 14):
+        query = tag_queries.parse_query({**body, "offset": str(offset)})
+        with db.read() as session:
+            planned = tag_queries.run_query(session, project_id, query)
+        monkeypatch.setattr(tag_queries, "_single_tag", lambda q: None)
+        with db.read() as session:
+            general = tag_queries.run_query(session, project_id, query)
+        monkeypatch.undo()
+        monkeypatch.setattr(tag_queries, "SORT_MATCHES_LIMIT", sort_matches_limit)
+        assert planned == general
+        pages.append(planned)
+    assert pages[0].total_count == 20
+    found = [r.image_id for page in pages for r in page.resources]
+    assert len(found) == 20 == len(set(found))
