@@ -14,14 +14,17 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from huaweicloudsdkims.v2 import ImsClient
 
 from imstags.domain.credentials import IssuedCredential, create_credential_tx
 from imstags.domain.secrets import SecretBox
 from imstags.settings import Settings
 from imstags.storage.database import Database
 from imstags.storage.migrate import upgrade
+from tests.support.clients import ims_client
 from tests.support.databases import temporary_postgres_database
 from tests.support.server import RunningServer, start_server
+from tests.support.tagging import create_image
 
 TEST_DATABASE_ENV = "IMSTAGS_TEST_DATABASE_URL"
 
@@ -87,6 +90,18 @@ def credential(
     make_credential: Callable[[str], IssuedCredential], project_id: str
 ) -> IssuedCredential:
     return make_credential(project_id)
+
+
+@pytest.fixture
+def ims(server: RunningServer, credential: IssuedCredential) -> ImsClient:
+    """The official SDK's client for the test's own project, against the real server."""
+    return ims_client(server.base_url, credential)
+
+
+@pytest.fixture
+def image(ims: ImsClient) -> str:
+    """A fresh image of the test's project, created through the SDK."""
+    return create_image(ims)
 
 
 @pytest.fixture

@@ -23,11 +23,6 @@ from tests.support.clients import ims_client
 
 
 @pytest.fixture
-def ims(server, credential) -> ImsClient:
-    return ims_client(server.base_url, credential)
-
-
-@pytest.fixture
 def new_image(ims: ImsClient) -> Callable[..., str]:
     def create(*tags: str) -> str:
         body = GlanceCreateImageMetadataRequestBody(name="img", tags=list(tags))

@@ -35,16 +35,6 @@ from tests.support.tagging import assert_aggregate_exact, create_image, refused,
 pytestmark = pytest.mark.filterwarnings("ignore:Method 'glance_:DeprecationWarning")
 
 
-@pytest.fixture
-def ims(server, credential) -> ImsClient:
-    return ims_client(server.base_url, credential)
-
-
-@pytest.fixture
-def image(ims) -> str:
-    return create_image(ims)
-
-
 def put_tag(ims: ImsClient, image_id: str, tag: str) -> None:
     ims.glance_create_tag(GlanceCreateTagRequest(image_id=image_id, tag=tag))
 

@@ -26,16 +26,6 @@ from tests.support.signing import sdk_signed_headers
 from tests.support.tagging import assert_aggregate_exact, create_image, refused, summary, tags_of
 
 
-@pytest.fixture
-def ims(server, credential) -> ImsClient:
-    return ims_client(server.base_url, credential)
-
-
-@pytest.fixture
-def image(ims) -> str:
-    return create_image(ims)
-
-
 def put(ims: ImsClient, image_id: str, tag: str | None = None, image_tag=None) -> None:
     body = AddOrUpdateTagsRequestBody(
         image_id=image_id,

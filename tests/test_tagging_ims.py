@@ -32,16 +32,6 @@ from tests.support.tagging import (
 )
 
 
-@pytest.fixture
-def ims(server, credential) -> ImsClient:
-    return ims_client(server.base_url, credential)
-
-
-@pytest.fixture
-def image(ims) -> str:
-    return create_image(ims)
-
-
 def add(ims: ImsClient, image_id: str, key: str, value: str | None) -> None:
     body = AddImageTagRequestBody(tag=ResourceTag(key=key, value=value))
     ims.add_image_tag(AddImageTagRequest(image_id=image_id, body=body))

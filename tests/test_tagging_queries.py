@@ -21,11 +21,6 @@ from tests.support.tagging import create_image, refused
 
 
 @pytest.fixture
-def ims(server, credential) -> ImsClient:
-    return ims_client(server.base_url, credential)
-
-
-@pytest.fixture
 def catalog(ims) -> dict[str, str]:
     """Five images: name -> id."""
     specs = {
