@@ -238,7 +238,7 @@ def run_query(session: Session, query: ImageQuery) -> ImagePage:
         tag = aliased(ImageTag)
         stmt = stmt.join(tag, and_(tag.image_id == Image.id, tag.key == key, tag.value == value))
     if query.marker is not None:
-        stmt = stmt.where(_after_marker(session, query))
+        stmt = stmt.where(after_marker(session, query))
     order = [SORT_COLUMNS[k].asc() if d == "asc" else SORT_COLUMNS[k].desc() for k, d in query.sort]
     images = list(session.scalars(stmt.order_by(*order).limit(query.limit + 1)))
     has_more = len(images) > query.limit
@@ -285,7 +285,7 @@ def _tag_plan(
     return list(ids), [pair for pair in pairs if pair != rarest]
 
 
-def _after_marker(session: Session, query: ImageQuery) -> ColumnElement[bool]:
+def after_marker(session: Session, query: ImageQuery) -> ColumnElement[bool]:
     """Rows strictly after the marker image in the query's order (keyset paging).
 
     A marker that is not one of the project's images is a 400, as in Glance; a marker with

@@ -45,7 +45,7 @@ def list_tags(session: Session, project_id: str, params: Sequence[tuple[str, str
             ),
         )
     if query.marker is not None:
-        ids = ids.where(image_queries._after_marker(session, query))  # noqa: SLF001
+        ids = ids.where(image_queries.after_marker(session, query))
     columns = image_queries.SORT_COLUMNS
     order = [columns[k].asc() if d == "asc" else columns[k].desc() for k, d in query.sort]
     ids = ids.order_by(*order).limit(query.limit).offset((page - 1) * query.limit)
