@@ -130,7 +130,7 @@ class Authenticator:
                 signing.check_date(signed, header, window_seconds=window)
                 return self._principal(headers, verified[0])
         project_id = signing.verify(signed, lambda _access: known, window_seconds=window)
-        if memo_key is not None:
+        if memo_key is not None and known is not None:
             if len(self._verified) >= VERIFIED_MEMO_SIZE:
                 self._verified.clear()
             self._verified[memo_key] = (project_id, known)

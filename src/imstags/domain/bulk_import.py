@@ -28,10 +28,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
 from imstags.domain.tags import (
@@ -267,7 +267,7 @@ def write_batch(session: Session, batch: list[ImportLine]) -> tuple[int, int]:
         )
     now = datetime.now(UTC).replace(microsecond=0)
     session.execute(
-        Image.__table__.insert(),
+        cast(Table, Image.__table__).insert(),
         [
             {
                 "id": item.image_id,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -284,7 +285,7 @@ def adjust_counts(session: Session, project_id: str, deltas: Mapping[tuple[str, 
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = TagCount.__table__
+    table = cast(Table, TagCount.__table__)  # mapped classes type it as a FromClause
     upsert = insert(table)
     upsert = upsert.on_conflict_do_update(
         index_elements=["project_id", "key", "value"],
@@ -312,7 +313,7 @@ def adjust_counts(session: Session, project_id: str, deltas: Mapping[tuple[str, 
             )
             session.execute(delete(table).where(where & (table.c.image_count <= 0)))
     flush_increments()
-    version = TagVersion.__table__
+    version = cast(Table, TagVersion.__table__)
     session.execute(
         insert(version)
         .values(project_id=project_id, version=1)
