@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as run  # noqa: E402  (the sibling module)
@@ -36,15 +33,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     wrk = run.ensure_wrk()
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    key_file = args.workdir / "secret.key"
-    if not key_file.exists():
-        key_file.write_text(Fernet.generate_key().decode())
-    env = {
-        **os.environ,
-        "IMSTAGS_DATA_DIR": str(args.workdir / "data"),
-        "IMSTAGS_SECRET_KEY": key_file.read_text(),
-    }
+    env = run.server_env(args.workdir)
     medians: dict[int, float] = {}
     for size in SIZES:
         if args.postgres:

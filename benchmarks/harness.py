@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from cryptography.fernet import Fernet
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
@@ -46,6 +47,20 @@ def ensure_wrk() -> str:
         subprocess.run(["apt-get", "update"], check=True, capture_output=True)
         subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
     return shutil.which("wrk") or "wrk"
+
+
+def server_env(workdir: Path) -> dict[str, str]:
+    """Environment for imstags commands of a benchmark: its data directory and a key kept in
+    ``workdir`` so that loaded databases stay usable across runs."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    key_file = workdir / "secret.key"
+    if not key_file.exists():
+        key_file.write_text(Fernet.generate_key().decode())
+    return {
+        **os.environ,
+        "IMSTAGS_DATA_DIR": str(workdir / "data"),
+        "IMSTAGS_SECRET_KEY": key_file.read_text(),
+    }
 
 
 def free_port() -> int:

@@ -34,7 +34,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402  (the sibling module)
@@ -50,6 +49,7 @@ from harness import (  # noqa: E402  (the sibling module)
     postgres_target,
     run_wrk,
     serve,
+    server_env,
     signed_headers,
     sqlite_target,
 )
@@ -278,15 +278,7 @@ def main() -> None:
     args = parser.parse_args()
 
     wrk = ensure_wrk()
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    key_file = args.workdir / "secret.key"
-    if not key_file.exists():
-        key_file.write_text(Fernet.generate_key().decode())
-    env = {
-        **os.environ,
-        "IMSTAGS_DATA_DIR": str(args.workdir / "data"),
-        "IMSTAGS_SECRET_KEY": key_file.read_text(),
-    }
+    env = server_env(args.workdir)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     targets: list[tuple[str, Any]] = []
     if not args.no_sqlite:

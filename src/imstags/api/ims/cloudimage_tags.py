@@ -13,25 +13,12 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from imstags.api.deps import ServicesDep
+from imstags.api.ims.tags import NewTag, TagEntry
 from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import Authenticated, ProjectScoped
 from imstags.domain import tag_listing, tagging
 
 router = APIRouter(tags=["Image tagging (IMS)"])
-
-
-class KeyValue(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    key: str
-    value: str
-
-
-class OptionalValueTag(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    key: str
-    value: str | None = None
 
 
 class AddOrModifyTagBody(BaseModel):
@@ -41,13 +28,13 @@ class AddOrModifyTagBody(BaseModel):
     tag: str | None = Field(
         None, description="'key.value' (split on the first '.'); use either tag or image_tag."
     )
-    image_tag: KeyValue | None = Field(None, description="Use either tag or image_tag.")
+    image_tag: NewTag | None = Field(None, description="Use either tag or image_tag.")
 
 
 class BatchDeleteBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    tags: list[OptionalValueTag]
+    tags: list[TagEntry]
 
 
 @router.put(
