@@ -286,7 +286,7 @@ def write_batch(session: Session, batch: list[ImportLine]) -> tuple[int, int]:
         if item.tags:
             by_project.setdefault(item.project_id, {})[item.image_id] = item.tags
     tags = sum(
-        tag_new_images(session, project_id, tagged)
+        tag_new_images(session, project_id, tagged, now)
         for project_id, tagged in sorted(by_project.items())
     )
     return len(batch), tags

@@ -28,6 +28,7 @@ from imstags.domain.tags import (
     validate_native_tag,
 )
 from imstags.errors import BadRequest, Forbidden
+from imstags.storage.tag_rows import TagRows
 
 OPS = ("add", "replace", "remove")
 Flavour = Literal["native", "ims"]
@@ -113,7 +114,9 @@ def apply_patch_tx(
     for raw in tag_list:
         key, tag_value = validate_native_tag(raw)
         tags[key] = tag_value  # as on create: the last of several "k=..." wins
-    changed = replace_image_tags(session, image, current_tags, tags)
+    changed = replace_image_tags(
+        TagRows.of(session), image.project_id, image.id, current_tags, tags
+    )
     for name, value in columns.items():
         column = attrs.COLUMNS[name]
         if getattr(image, column) != value:

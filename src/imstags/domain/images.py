@@ -25,6 +25,7 @@ from imstags.domain.tags import (
 )
 from imstags.errors import BadRequest, ImageNotFound, ImageProtected, TagQuotaExceeded
 from imstags.storage.models import Image
+from imstags.storage.tag_rows import TagRows
 
 
 @dataclass
@@ -77,7 +78,7 @@ def create_image_tx(
     )
     session.add(image)
     session.flush()
-    replace_image_tags(session, image, {}, tags)
+    replace_image_tags(TagRows.of(session), project_id, new_id, {}, tags)
     return ImageRecord(image, tags)
 
 
@@ -95,5 +96,5 @@ def delete_image_tx(session: Session, project_id: str, image_id: str) -> None:
     image = lock_image(session, project_id, image_id)
     if image.protected:
         raise ImageProtected()
-    replace_image_tags(session, image, image_tags(session, image_id), {})
+    replace_image_tags(TagRows.of(session), project_id, image_id, image_tags(session, image_id), {})
     session.delete(image)

@@ -1,11 +1,12 @@
 """The image-tagging operations of every API family, each one write transaction.
 
-All of them read the image's tags under its write lock (:func:`~imstags.domain.tags.lock_image`)
-and hand the desired set to :func:`~imstags.domain.tags.replace_image_tags`, the one write
-path, so the 10-tag limit and the core endpoint's aggregate hold whichever API wrote.
+All of them read the image's tags under its write lock
+(:func:`~imstags.domain.tags.locked_image_tags`) and hand the desired set to
+:func:`~imstags.domain.tags.replace_image_tags`, the one write path, so the 10-tag limit and
+the core endpoint's aggregate hold whichever API wrote.
 
 Validation happens before the transaction opens, so a refused request costs no lock. Functions
-named ``*_tx`` run inside a transaction that the caller opened with ``Database.write``.
+named ``*_tx`` run inside a transaction that the caller opened with ``Database.write_tags``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from imstags.domain.tags import (
     VALUE_MAX_LENGTH,
     TagFilter,
     image_tags,
-    lock_image,
+    locked_image_tags,
     parse_native_tag,
     replace_image_tags,
     validate_native_tag,
@@ -34,6 +35,7 @@ from imstags.domain.tags import (
 from imstags.errors import BadRequest, ImageNotFound, InvalidImageId, InvalidTag, TagNotFound
 from imstags.storage.database import Database
 from imstags.storage.models import Image
+from imstags.storage.tag_rows import TagRows
 
 ACTIONS = ("create", "delete")
 # The ``tag`` string of PUT /v1/cloudimages/tags is "key.value" (image_tag_format.rst).
@@ -78,16 +80,16 @@ def batch_action(
         raise BadRequest("The tags list must not be empty.")
     if action == "create":
         to_write = validate_tags_to_write(tags)
-        db.write(lambda s: add_tags_tx(s, project_id, image_id, to_write))
+        db.write_tags(lambda rows: add_tags_tx(rows, project_id, image_id, to_write))
     else:
         filters = _unique_filters(validate_tag_filters(tags))
-        db.write(lambda s: delete_tags_tx(s, project_id, image_id, filters))
+        db.write_tags(lambda rows: delete_tags_tx(rows, project_id, image_id, filters))
 
 
 def add_tag(db: Database, project_id: str, image_id: str, key: object, value: object) -> None:
     """``POST /v2/{project_id}/images/{image_id}/tags``: add or overwrite one tag."""
     tag_key, tag_value = validate_tag(key, value)
-    db.write(lambda s: add_tags_tx(s, project_id, image_id, {tag_key: tag_value}))
+    db.write_tags(lambda rows: add_tags_tx(rows, project_id, image_id, {tag_key: tag_value}))
 
 
 def delete_tag(db: Database, project_id: str, image_id: str, key: str) -> None:
@@ -96,15 +98,15 @@ def delete_tag(db: Database, project_id: str, image_id: str, key: str) -> None:
     The key is not checked for characters or length ("to be compatible with remaining
     tags"); a key the image does not have is a 404.
     """
-    db.write(lambda s: _delete_key_tx(s, project_id, image_id, key))
+    db.write_tags(lambda rows: _delete_key_tx(rows, project_id, image_id, key))
 
 
-def _delete_key_tx(session: Session, project_id: str, image_id: str, key: str) -> None:
-    image = lock_image(session, project_id, image_id)
-    current = image_tags(session, image_id)
+def _delete_key_tx(rows: TagRows, project_id: str, image_id: str, key: str) -> None:
+    current = locked_image_tags(rows, project_id, image_id)
     if key not in current:
         raise TagNotFound(f"The image has no tag with the key '{key}'.")
-    replace_image_tags(session, image, current, {k: v for k, v in current.items() if k != key})
+    remaining = {k: v for k, v in current.items() if k != key}
+    replace_image_tags(rows, project_id, image_id, current, remaining)
 
 
 def batch_delete(
@@ -115,7 +117,7 @@ def batch_delete(
     if not tags:
         raise BadRequest("The tags list must not be empty.")
     filters = _unique_filters(validate_tag_filters(tags))
-    db.write(lambda s: delete_tags_tx(s, project_id, image_id, filters))
+    db.write_tags(lambda rows: delete_tags_tx(rows, project_id, image_id, filters))
 
 
 def _unique_filters(filters: list[TagFilter]) -> list[TagFilter]:
@@ -127,17 +129,15 @@ def _unique_filters(filters: list[TagFilter]) -> list[TagFilter]:
     return filters
 
 
-def add_tags_tx(session: Session, project_id: str, image_id: str, tags: dict[str, str]) -> bool:
-    image = lock_image(session, project_id, image_id)
-    current = image_tags(session, image_id)
-    return replace_image_tags(session, image, current, {**current, **tags})
+def add_tags_tx(rows: TagRows, project_id: str, image_id: str, tags: dict[str, str]) -> bool:
+    current = locked_image_tags(rows, project_id, image_id)
+    return replace_image_tags(rows, project_id, image_id, current, {**current, **tags})
 
 
 def delete_tags_tx(
-    session: Session, project_id: str, image_id: str, filters: Sequence[TagFilter]
+    rows: TagRows, project_id: str, image_id: str, filters: Sequence[TagFilter]
 ) -> bool:
-    image = lock_image(session, project_id, image_id)
-    current = image_tags(session, image_id)
+    current = locked_image_tags(rows, project_id, image_id)
     desired = dict(current)
     for tag in filters:
         # Keys and values are stored trimmed, so a filter matches on its trimmed form.
@@ -145,7 +145,7 @@ def delete_tags_tx(
         value = None if tag.value is None else tag.value.strip()
         if key in desired and value in (None, desired[key]):
             del desired[key]
-    return replace_image_tags(session, image, current, desired)
+    return replace_image_tags(rows, project_id, image_id, current, desired)
 
 
 # --- PUT /v1/cloudimages/tags ----------------------------------------------------------------
@@ -191,7 +191,7 @@ def add_or_modify_tag(
     if (tag is None) == (image_tag is None):
         raise BadRequest("Give exactly one of 'tag' and 'image_tag'.")
     key, value = parse_dotted_tag(tag) if tag is not None else validate_tag(*image_tag)  # type: ignore[misc]
-    db.write(lambda s: add_tags_tx(s, project_id, image_id, {key: value}))
+    db.write_tags(lambda rows: add_tags_tx(rows, project_id, image_id, {key: value}))
 
 
 # --- native OpenStack string tags ------------------------------------------------------------
@@ -216,7 +216,7 @@ def validate_native_tag_to_add(tag: str) -> tuple[str, str]:
 def add_native_tag(db: Database, project_id: str, image_id: str, tag: str) -> None:
     """``PUT /v2/images/{image_id}/tags/{tag}``: idempotent; ``k=v`` overwrites key k."""
     key, value = validate_native_tag_to_add(tag)
-    db.write(lambda s: add_tags_tx(s, project_id, image_id, {key: value}))
+    db.write_tags(lambda rows: add_tags_tx(rows, project_id, image_id, {key: value}))
 
 
 def delete_native_tag(db: Database, project_id: str, image_id: str, tag: str) -> None:
@@ -227,14 +227,14 @@ def delete_native_tag(db: Database, project_id: str, image_id: str, tag: str) ->
     checked, so that any listed tag can be deleted.
     """
     key, value = parse_native_tag(tag)
-    db.write(lambda s: _delete_exact_tx(s, project_id, image_id, key, value, tag))
+    db.write_tags(lambda rows: _delete_exact_tx(rows, project_id, image_id, key, value, tag))
 
 
 def _delete_exact_tx(
-    session: Session, project_id: str, image_id: str, key: str, value: str, tag: str
+    rows: TagRows, project_id: str, image_id: str, key: str, value: str, tag: str
 ) -> None:
-    image = lock_image(session, project_id, image_id)
-    current = image_tags(session, image_id)
+    current = locked_image_tags(rows, project_id, image_id)
     if current.get(key) != value:
         raise TagNotFound(f"The image has no tag '{tag}'.")
-    replace_image_tags(session, image, current, {k: v for k, v in current.items() if k != key})
+    remaining = {k: v for k, v in current.items() if k != key}
+    replace_image_tags(rows, project_id, image_id, current, remaining)

@@ -5,25 +5,26 @@ difference between an image's current and desired tags to ``image_tags`` and, in
 transaction, to the ``tag_counts`` aggregate and the project's ``tag_versions`` counter.
 Nothing else writes those tables, so the aggregate equals a full recount at every commit.
 
-The caller must hold the image's write lock (see :func:`lock_image`) so that two writers of
-one image cannot both pass the 10-tag check. Counter rows are touched in (key, value) order,
-which gives concurrent transactions on PostgreSQL one lock order and so no deadlocks among
-tag writers.
+The caller must hold the image's write lock (:func:`locked_image_tags` or :func:`lock_image`)
+so that two writers of one image cannot both pass the 10-tag check. Counter rows are touched
+in (key, value) order, which gives concurrent transactions on PostgreSQL one lock order and so
+no deadlocks among tag writers. The statements themselves are in
+:mod:`imstags.storage.tag_rows`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from datetime import datetime
 
-from sqlalchemy import Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imstags.domain.projects import visible_to
 from imstags.errors import ImageNotFound, InvalidTag, TagQuotaExceeded
 from imstags.storage.models import Image, ImageTag, TagCount, TagVersion
+from imstags.storage.tag_rows import TagRows
 
 MAX_TAGS_PER_IMAGE = 10
 KEY_MAX_LENGTH = 36
@@ -156,6 +157,15 @@ def lock_image(session: Session, project_id: str, image_id: str) -> Image:
     return image
 
 
+def locked_image_tags(rows: TagRows, project_id: str, image_id: str) -> dict[str, str]:
+    """The tags of the project's image, which stays locked for writing until the transaction
+    ends; the tagging operations' lock (:func:`lock_image` when the image row is needed)."""
+    tags = rows.locked_image_tags(project_id, image_id)
+    if tags is None:
+        raise ImageNotFound()
+    return tags
+
+
 def image_tags(session: Session, image_id: str) -> dict[str, str]:
     rows = session.execute(
         select(ImageTag.key, ImageTag.value).where(ImageTag.image_id == image_id)
@@ -191,71 +201,80 @@ def check_tag_quota(tags: Mapping[str, str]) -> None:
 
 
 def replace_image_tags(
-    session: Session,
-    image: Image,
+    rows: TagRows,
+    project_id: str,
+    image_id: str,
     current: Mapping[str, str],
     desired: Mapping[str, str],
 ) -> bool:
     """Make the image's tags ``desired``; returns whether anything changed.
 
-    Keeps ``tag_counts`` and ``tag_versions`` exact in the same transaction.
+    Keeps ``tag_counts`` and ``tag_versions`` exact in the same transaction. The image row
+    must exist in the database (flush a new one first); with an ORM session, pass
+    ``TagRows.of(session)``.
     """
     removed = {k: v for k, v in current.items() if desired.get(k) != v}
     added = {k: v for k, v in desired.items() if current.get(k) != v}
     if not removed and not added:
         return False
     check_tag_quota(desired)
-    gone = [k for k in removed if k not in desired]
-    if gone:
-        session.execute(
-            delete(ImageTag).where(ImageTag.image_id == image.id, ImageTag.key.in_(gone))
-        )
-    for key, value in added.items():
-        if key in current:
-            session.execute(
-                update(ImageTag)
-                .where(ImageTag.image_id == image.id, ImageTag.key == key)
-                .values(value=value)
-            )
-        else:
-            session.add(
-                ImageTag(image_id=image.id, key=key, value=value, project_id=image.project_id)
-            )
-    session.flush()
-
     deltas: dict[tuple[str, str], int] = {}
     for pair in removed.items():
         deltas[pair] = deltas.get(pair, 0) - 1
     for pair in added.items():
         deltas[pair] = deltas.get(pair, 0) + 1
-    adjust_counts(session, image.project_id, deltas)
+    rows.apply(
+        project_id,
+        image_id,
+        deleted=[k for k in removed if k not in desired],
+        updated=[(k, v) for k, v in added.items() if k in current],
+        inserted=[(k, v) for k, v in added.items() if k not in current],
+        count_changes=_in_lock_order(deltas),
+    )
     return True
 
 
+def _in_lock_order(deltas: Mapping[tuple[str, str], int]) -> list[tuple[str, str, int]]:
+    """Counter changes in the one global (key, value) order of every writer.
+
+    Increments and decrements alike: two writers moving images between the same two values
+    touch the same two rows, one with -1 and one with +1, and must not lock them in opposite
+    orders.
+    """
+    return [(key, value, delta) for (key, value), delta in sorted(deltas.items()) if delta]
+
+
 def tag_new_images(
-    session: Session, project_id: str, tags_by_image: Mapping[str, Mapping[str, str]]
+    session: Session,
+    project_id: str,
+    tags_by_image: Mapping[str, Mapping[str, str]],
+    created_at: datetime,
 ) -> int:
     """The batched form of :func:`replace_image_tags` for images that have no tags yet.
 
-    For the bulk import: the images were inserted in this transaction, so their current tags
-    are known to be empty and no lock is needed. Tags must already be validated (by the same
-    :func:`validate_tag`); the quota is checked here again. All rows go in with one
-    ``executemany``, and the aggregate gets one upsert per distinct (key, value) pair of the
-    whole batch and one version bump, instead of one per image. Returns the rows written.
+    For the bulk import: the images were inserted in this transaction (all at ``created_at``,
+    which ``image_tags`` carries beside each tag), so their current tags are known to be empty
+    and no lock is needed. Tags must already be validated (by the same :func:`validate_tag`);
+    the quota is checked here again. All rows go in with one ``executemany`` (or COPY), and the
+    aggregate gets one upsert per distinct (key, value) pair of the whole batch and one version
+    bump, instead of one per image. Returns the rows written.
     """
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, object]] = []
     deltas: dict[tuple[str, str], int] = {}
+    connection = session.connection()
+    # The value as the database column stores it (SQLite: text in SQLAlchemy's format).
+    to_column = ImageTag.__table__.c.created_at.type.bind_processor(connection.dialect)
+    stamp = to_column(created_at) if to_column else created_at
     for image_id, tags in tags_by_image.items():
         check_tag_quota(tags)
         for key, value in tags.items():
-            rows.append((image_id, key, value, project_id))
+            rows.append((image_id, key, value, project_id, stamp))
             deltas[key, value] = deltas.get((key, value), 0) + 1
     if rows:
         # In index order, so that each page of the (image_id, key) index is visited once; and
         # as plain tuples to the driver, which halves the time of millions of rows.
         rows.sort()
-        columns = "image_id, key, value, project_id"
-        connection = session.connection()
+        columns = "image_id, key, value, project_id, created_at"
         if connection.dialect.name == "postgresql":  # COPY: several times faster than INSERT
             driver = connection.connection.driver_connection
             with (
@@ -268,59 +287,15 @@ def tag_new_images(
                     copy.write_row(row)
         else:
             marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-            statement = f"INSERT INTO image_tags ({columns}) VALUES ({', '.join([marker] * 4)})"  # noqa: S608
+            statement = f"INSERT INTO image_tags ({columns}) VALUES ({', '.join([marker] * 5)})"  # noqa: S608
             connection.exec_driver_sql(statement, rows)
         adjust_counts(session, project_id, deltas)
     return len(rows)
 
 
 def adjust_counts(session: Session, project_id: str, deltas: Mapping[tuple[str, str], int]) -> None:
-    """Apply count changes to the aggregate and bump the project's version once.
-
-    Every counter row is touched in one global (key, value) order, increments and decrements
-    alike, so that concurrent PostgreSQL transactions never wait for each other in a cycle
-    (two writers moving images between the same two values touch the same two rows, one with
-    -1 and one with +1). Runs of consecutive increments go in as one ``executemany`` upsert,
-    which is what keeps the bulk import (increments only) fast.
-    """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = cast(Table, TagCount.__table__)  # mapped classes type it as a FromClause
-    upsert = insert(table)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["project_id", "key", "value"],
-        set_={"image_count": table.c.image_count + upsert.excluded.image_count},
-    )
-    increments: list[dict[str, object]] = []
-
-    def flush_increments() -> None:
-        if increments:
-            session.execute(upsert, increments)
-            increments.clear()
-
-    for (key, value), delta in sorted(deltas.items()):
-        if delta > 0:
-            increments.append(
-                {"project_id": project_id, "key": key, "value": value, "image_count": delta}
-            )
-        elif delta < 0:
-            flush_increments()
-            where = (
-                (table.c.project_id == project_id) & (table.c.key == key) & (table.c.value == value)
-            )
-            session.execute(
-                update(table).where(where).values(image_count=table.c.image_count + delta)
-            )
-            session.execute(delete(table).where(where & (table.c.image_count <= 0)))
-    flush_increments()
-    version = cast(Table, TagVersion.__table__)
-    session.execute(
-        insert(version)
-        .values(project_id=project_id, version=1)
-        .on_conflict_do_update(
-            index_elements=["project_id"], set_={"version": version.c.version + 1}
-        )
-    )
+    """Apply count changes to the aggregate and bump the project's version once."""
+    TagRows.of(session).adjust_counts(project_id, _in_lock_order(deltas))
 
 
 # --- the aggregate ---------------------------------------------------------------------------

@@ -11,20 +11,24 @@ serialisation race is retried whole.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from imstags.errors import ServiceUnavailable
+from imstags.storage.driver_connections import DriverConnections
 from imstags.storage.point_reads import AsyncPointReader, PointReader
+from imstags.storage.tag_rows import TagRows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,6 +113,17 @@ class Database:
             )
         )
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._driver_errors: Any = self._write_engine.dialect.loaded_dbapi
+        self._tag_writers = DriverConnections(
+            self._write_engine, keep=pool_size, limit=2 * pool_size, timeout=pool_timeout
+        )
+        # SQLite has one write lock per database. Threads of this process queue for it here, in
+        # order, instead of inside SQLite, whose busy handler polls with sleeps of up to 100 ms
+        # and so left the lock idle most of the time under concurrent writes. Other processes
+        # on the same file still meet the busy handler.
+        self._one_writer: AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -138,6 +153,11 @@ class Database:
             return self._point_reads.lookup(table, column, key_column, key)
         return await self._async_point_reads.lookup(table, column, key_column, key)
 
+    async def close_async(self) -> None:
+        """Close what belongs to the event loop (PostgreSQL's asyncio connection)."""
+        if self._async_point_reads is not None:
+            await self._async_point_reads.aclose()
+
     def write(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
         """Run ``work`` in one write transaction and commit it, retrying lost races whole.
 
@@ -145,10 +165,13 @@ class Database:
         """
         for attempt in range(1, attempts + 1):
             try:
-                with _unavailable_on_connection_loss(), self._writer() as session:
-                    with session.begin():
-                        result = work(session)
-                    return result
+                with (
+                    self._one_writer,
+                    _unavailable_on_connection_loss(),
+                    self._writer() as session,
+                    session.begin(),
+                ):
+                    return work(session)
             except DBAPIError as exc:
                 if attempt < attempts and self._is_retryable(exc):
                     log.info("retrying transaction after %s (attempt %d)", exc.orig, attempt)
@@ -158,12 +181,73 @@ class Database:
         raise AssertionError("unreachable")
 
     def _is_retryable(self, exc: DBAPIError) -> bool:
+        return self._is_retryable_driver_error(exc.orig)
+
+    def _is_retryable_driver_error(self, exc: BaseException) -> bool:
         if self.is_sqlite:
-            return isinstance(exc, OperationalError) and "locked" in str(exc.orig)
-        return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_PG_STATES
+            return isinstance(exc, self._driver_errors.OperationalError) and "locked" in str(exc)
+        return getattr(exc, "sqlstate", None) in _RETRYABLE_PG_STATES
+
+    def write_tags(self, work: Callable[[TagRows], T], *, attempts: int = 5) -> T:
+        """:meth:`write` for the tag write path: the transaction runs on a bare driver
+        connection, without an ORM session or SQLAlchemy's pool, whose overhead alone cost
+        more than a tag write's statements. The same guarantees: one transaction, lost races
+        retried whole, a database out of reach a 503."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._one_writer, _unavailable_on_connection_loss():
+                    return self._plain_transaction(work)
+            except self._driver_errors.Error as exc:
+                if attempt < attempts and self._is_retryable_driver_error(exc):
+                    log.info("retrying transaction after %s (attempt %d)", exc, attempt)
+                    time.sleep(0.005 * attempt)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def _plain_transaction(self, work: Callable[[TagRows], T]) -> T:
+        with self._tag_writers.connection() as driver:
+            try:
+                if self.is_sqlite:  # the connection is in autocommit mode: BEGIN is ours
+                    driver.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(TagRows(driver, postgres=not self.is_sqlite))
+                    if self.is_sqlite:
+                        driver.execute("COMMIT")
+                    else:
+                        driver.commit()
+                except BaseException:
+                    with contextlib.suppress(self._driver_errors.Error):
+                        if self.is_sqlite:
+                            driver.execute("ROLLBACK")
+                        else:
+                            driver.rollback()
+                    raise
+                return result
+            except self._driver_errors.Error as exc:
+                if not self.is_sqlite and (driver.closed or driver.broken):
+                    log.warning("database unavailable: %s", exc)
+                    raise ServiceUnavailable("The database is unavailable.") from exc
+                raise
+
+    def refresh_statistics(self) -> None:
+        """Let the query planner see the tables as they are now (after a bulk load).
+
+        Without statistics, PostgreSQL guessed a list of a hundred image ids in ``image_tags``
+        to match half the table and scanned all ten million rows instead of using the primary
+        key. SQLite samples at most ``analysis_limit`` rows per index, so this takes seconds
+        even at millions of rows.
+        """
+        with self._writer() as session, session.begin():
+            if self.is_sqlite:
+                session.execute(text("PRAGMA analysis_limit=1000"))
+                session.execute(text("ANALYZE"))
+            else:
+                session.execute(text("ANALYZE images, image_tags, tag_counts"))
 
     def dispose(self) -> None:
         self._point_reads.close()
+        self._tag_writers.close()
         self._read_engine.dispose()
         if self._write_engine is not self._read_engine:
             self._write_engine.dispose()

@@ -84,10 +84,14 @@ class ImageTag(Base):
     )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), default="")
-    # Denormalised so that "images of project P with tag k=v" is one index range.
+    # Both copied from the image (neither ever changes) so that "the images of project P with
+    # tag k=v, newest first" is one index range, read in order and cut at the page's limit.
     project_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_image_tags_project_key_value", "project_id", "key", "value"),)
+    __table_args__ = (
+        Index("ix_image_tags_by_tag", "project_id", "key", "value", "created_at", "image_id"),
+    )
 
 
 class TagCount(Base):

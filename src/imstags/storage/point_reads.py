@@ -176,3 +176,9 @@ class AsyncPointReader:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()
+
+    async def aclose(self) -> None:
+        """Close the connection, on the event loop it belongs to (at the app's shutdown); a
+        later lookup, on any loop, opens a new one."""
+        await self._discard()
+        self._turn = None

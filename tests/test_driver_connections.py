@@ -1,0 +1,94 @@
+"""The tag write path's own connections (storage/driver_connections.py), on the test database:
+reused when clean, never handed on inside a transaction, bounded in number."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import create_engine
+
+from imstags.errors import ServiceUnavailable
+from imstags.storage import driver_connections
+from imstags.storage.database import normalise_url
+from imstags.storage.driver_connections import DriverConnections
+
+
+@pytest.fixture
+def connections(db):
+    engine = create_engine(normalise_url(db.url))
+    pool = DriverConnections(engine, keep=2, limit=2, timeout=0.2)
+    yield pool
+    pool.close()
+    engine.dispose()
+
+
+def _begin(connection) -> None:
+    """Open a transaction the way the tag write path does on each database."""
+    if hasattr(connection, "in_transaction") and not hasattr(connection, "info"):
+        connection.execute("BEGIN")
+    connection.execute("SELECT 1").fetchone()
+
+
+def _rollback(connection) -> None:
+    if hasattr(connection, "info"):
+        connection.rollback()
+    else:
+        connection.execute("ROLLBACK")
+
+
+def test_a_clean_connection_is_handed_out_again(connections):
+    with connections.connection() as first:
+        _begin(first)
+        _rollback(first)
+    with connections.connection() as second:
+        assert second is first
+
+
+def test_a_connection_left_inside_a_transaction_is_closed_not_reused(connections):
+    with pytest.raises(RuntimeError), connections.connection() as first:
+        _begin(first)
+        raise RuntimeError("the work failed before its rollback")
+    with connections.connection() as second:
+        assert second is not first
+        _begin(second)  # starts cleanly: no transaction was inherited
+        _rollback(second)
+
+
+def test_a_connection_idle_for_long_is_checked_before_use(connections, monkeypatch):
+    with connections.connection() as first:
+        pass
+    monkeypatch.setattr(driver_connections, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with connections.connection() as again:
+        assert again is first  # alive: kept
+    first.close()  # as a lost server would leave it
+    with connections.connection() as fresh:
+        assert fresh is not first
+        _begin(fresh)
+        _rollback(fresh)
+
+
+def test_connections_are_bounded_and_a_wait_ends_in_503(connections):
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with connections.connection():
+            held.set()
+            release.wait(5)
+
+    holders = [threading.Thread(target=hold) for _ in range(2)]
+    for thread in holders:
+        thread.start()
+    held.wait(5)
+    try:
+        while sum(t.is_alive() for t in holders) < 2:
+            pass
+        with pytest.raises(ServiceUnavailable), connections.connection():
+            pass
+    finally:
+        release.set()
+        for thread in holders:
+            thread.join()
+    with connections.connection():  # a slot is free again
+        pass
