@@ -288,12 +288,21 @@ def test_list_image_by_tags_path_of_other_project_is_403(server, credential):
     refused(lambda: query(wrong, "count"), 403, "IMG.0026")
 
 
-@pytest.mark.parametrize("sort_matches_limit", [0, 10_000])
+@pytest.mark.parametrize(
+    ("key", "values", "sort_matches_limit", "matches"),
+    [
+        ("env", ["prod"], 10_000, 20),  # one value: a range of the by-tag index
+        ("n", ["3", "1"], 10_000, 15),  # several values: ranges merged
+        ("n", [], 0, 30),  # any value, many matches: images walked in order
+        ("n", [], 10_000, 30),  # any value, few matches: matches sorted
+    ],
+)
 def test_resource_instances_single_tag_plans_agree_with_general_query(
-    db, project_id, monkeypatch, sort_matches_limit
+    db, project_id, monkeypatch, key, values, sort_matches_limit, matches
 ):
-    """A single-tag query is planned from the aggregate (sorting the matches, or walking the
-    images in order when matches are many); both plans give what the general query gives."""
+    """A single-tag query is planned from the aggregate and paged from the by-tag index (or
+    by sorting the matches, or walking the images in order); every plan gives, page by page,
+    what the general query gives: newest first, each match once."""
     from imstags.domain import tag_queries
     from imstags.domain.images import create_image_tx
 
@@ -302,10 +311,10 @@ def test_resource_instances_single_tag_plans_agree_with_general_query(
 
     for i in range(30):
         create(["env=prod" if i % 3 else "env=dev", f"n={i % 4}"])
-    body = {"action": "filter", "tags": [{"key": "env", "values": ["prod"]}], "limit": "7"}
+    body = {"action": "filter", "tags": [{"key": key, "values": values}], "limit": "7"}
     monkeypatch.setattr(tag_queries, "SORT_MATCHES_LIMIT", sort_matches_limit)
     pages = []
-    for offset in (0, 7, 14):
+    for offset in range(0, 35, 7):
         query = tag_queries.parse_query({**body, "offset": str(offset)})
         with db.read() as session:
             planned = tag_queries.run_query(session, project_id, query)
@@ -316,6 +325,6 @@ def test_resource_instances_single_tag_plans_agree_with_general_query(
         monkeypatch.setattr(tag_queries, "SORT_MATCHES_LIMIT", sort_matches_limit)
         assert planned == general
         pages.append(planned)
-    assert pages[0].total_count == 20
+    assert pages[0].total_count == matches
     found = [r.image_id for page in pages for r in page.resources]
-    assert len(found) == 20 == len(set(found))
+    assert len(found) == matches == len(set(found))

@@ -18,7 +18,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from imstags.domain.projects import visible_to
@@ -257,9 +268,12 @@ def run_query(session: Session, project_id: str, query: ImageQuery) -> QueryResu
 
     The common query, one tag, is planned from the aggregate (as image listings are, see
     ``image_queries._tag_plan``): its count is read from ``tag_counts`` instead of being
-    counted image by image; when few images carry the tag the page starts from their ids in
-    the ``(project_id, key, value)`` index, and when many do, images are read in order and
-    each is checked by primary key, which fills a page after about ``limit / share`` images.
+    counted image by image. With named values, its page is read from the
+    ``(project_id, key, value, created_at, image_id)`` index, already in page order, a
+    short range per value (:func:`_page_by_values`). With any value, when few images carry
+    the key the page is cut from their ids sorted, and when many do, images are read in order
+    and each is checked by primary key, which fills a page after about ``limit / share``
+    images.
     """
     single = _single_tag(query)
     where = and_(where_clause(project_id, query), *_match_clauses(session, query.matches))
@@ -267,27 +281,77 @@ def run_query(session: Session, project_id: str, query: ImageQuery) -> QueryResu
         total = session.scalar(select(func.count()).select_from(Image).where(where)) or 0
     else:
         total = _counted(session, project_id, single)
+    if query.action == "count":
+        return QueryResult(total, None)
+    if query.offset >= total:
+        return QueryResult(total, [])
+    if single is not None and single.values:
+        page = _page_by_values(session, project_id, single, query.limit, query.offset)
+        return QueryResult(total, _found(session, project_id, page))
+    if single is not None:
         if total <= SORT_MATCHES_LIMIT:
             ids = list(session.scalars(_carrying_ids(project_id, [single])))
             where = and_(Image.id.in_(ids), visible_to(project_id, by_index=False))
         else:  # common: read images in order, check each by image_tags' primary key
             tag = and_(ImageTag.image_id == Image.id, ImageTag.key == single.key)
-            if single.values:
-                tag = and_(tag, ImageTag.value.in_(single.values))
             where = and_(visible_to(project_id), exists().where(tag))
-    if query.action == "count":
-        return QueryResult(total, None)
-    if query.offset >= total:
-        return QueryResult(total, [])
-    rows = session.execute(
-        select(Image.id, Image.name, Image.status)
+    ids = session.scalars(
+        select(Image.id)
         .where(where)
         .order_by(Image.created_at.desc(), Image.id.desc())
         .limit(query.limit)
         .offset(query.offset)
     ).all()
-    tags = tags_of_images(session, [row.id for row in rows])
-    return QueryResult(
-        total,
-        [FoundImage(row.id, row.name, row.status, sorted(tags[row.id].items())) for row in rows],
+    return QueryResult(total, _found(session, project_id, list(ids)))
+
+
+def _page_by_values(
+    session: Session, project_id: str, cond: TagCondition, limit: int, offset: int
+) -> list[str]:
+    """Ids of one page of the images whose ``cond.key`` has one of ``cond.values``, newest
+    first, read from ``image_tags``' by-tag index (created_at is copied there from the image).
+
+    Each value's range is read in order and cut at ``offset + limit``; the ranges are merged
+    and the page cut from the merge. The cost grows with the page's end and the number of
+    values (at most ten), never with the number of images or matches.
+    """
+    end = offset + limit
+    ranges = [
+        select(ImageTag.image_id, ImageTag.created_at)
+        .where(ImageTag.project_id == project_id, ImageTag.key == cond.key, ImageTag.value == value)
+        .order_by(ImageTag.created_at.desc(), ImageTag.image_id.desc())
+        .limit(end)
+        .subquery()
+        for value in cond.values
+    ]
+    merged = union_all(*(select(r.c.image_id, r.c.created_at) for r in ranges)).subquery()
+    return list(
+        session.scalars(
+            select(merged.c.image_id)
+            .order_by(merged.c.created_at.desc(), merged.c.image_id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
     )
+
+
+def _found(session: Session, project_id: str, ids: list[str]) -> list[FoundImage]:
+    """The page's images with their tags, in the order of ``ids``."""
+    if not ids:
+        return []
+    rows = {
+        row.id: row
+        for row in session.execute(
+            select(Image.id, Image.name, Image.status).where(
+                Image.id.in_(ids), visible_to(project_id, by_index=False)
+            )
+        )
+    }
+    tags = tags_of_images(session, list(rows))
+    return [
+        FoundImage(
+            image_id, rows[image_id].name, rows[image_id].status, sorted(tags[image_id].items())
+        )
+        for image_id in ids
+        if image_id in rows
+    ]
