@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -16,6 +18,7 @@ from imstags.api.openapi import install_openapi
 from imstags.api.responses import JsonResponse
 from imstags.api.routes import include_routers
 from imstags.api.security import Authenticator
+from imstags.api.writes import WriteRunner
 from imstags.domain.secrets import SecretBox, load_or_create_key
 from imstags.domain.throttle import Limit, LoginThrottle
 from imstags.settings import Settings
@@ -37,12 +40,14 @@ class Services:
     authenticator: Authenticator = field(init=False)
     summaries: SummaryCache = field(init=False)
     login_throttle: LoginThrottle = field(init=False)
+    writes: WriteRunner = field(init=False)
 
     def __post_init__(self) -> None:
         self.authenticator = Authenticator(self)
         self.authenticator.token_validator = token_validator(self.db)
         self.summaries = SummaryCache(self.db)
         self.login_throttle = LoginThrottle(LOGIN_LIMIT_PER_USER, LOGIN_LIMIT_PER_CLIENT)
+        self.writes = WriteRunner(self.db)
 
 
 def build_services(settings: Settings, db: Database | None = None) -> Services:
@@ -58,7 +63,15 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
 def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     """Build the ASGI app. The schema must already be migrated (``imstags db upgrade``)."""
     services = build_services(settings, db)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.writes.close()
+        await services.db.close_async()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="imstags",
         version=__version__,
         description="IMS (Image Management Service) image-tag API with its image catalog.",

@@ -43,13 +43,20 @@ class BatchDeleteBody(BaseModel):
     response_class=Response,
     summary="Adding or Modifying a Tag",
 )
-def add_or_modify_tag(
+async def add_or_modify_tag(
     body: AddOrModifyTagBody, principal: Authenticated, services: ServicesDep
 ) -> Response:
     """A ``tag`` without ``.`` is a key with the empty value (the reference shows only
     ``key.value``)."""
     image_tag = (body.image_tag.key, body.image_tag.value) if body.image_tag else None
-    tagging.add_or_modify_tag(services.db, principal.project_id, body.image_id, body.tag, image_tag)
+    await services.writes.run(
+        tagging.add_or_modify_tag,
+        services.db,
+        principal.project_id,
+        body.image_id,
+        body.tag,
+        image_tag,
+    )
     return no_content()
 
 
@@ -92,7 +99,7 @@ def list_tags(
     response_class=Response,
     summary="Deleting Image Tags in a Batch (SDK BatchDeleteTags)",
 )
-def batch_delete_tags(
+async def batch_delete_tags(
     project_id: str,
     image_id: str,
     body: BatchDeleteBody,
@@ -101,7 +108,11 @@ def batch_delete_tags(
 ) -> Response:
     """Not in the reference: the SDK's BatchDeleteTags. Same rules as the batch action's
     delete (key 1-127, value up to 255, characters unchecked, absent tags ignored)."""
-    tagging.batch_delete(
-        services.db, principal.project_id, image_id, [(t.key, t.value) for t in body.tags]
+    await services.writes.run(
+        tagging.batch_delete,
+        services.db,
+        principal.project_id,
+        image_id,
+        [(t.key, t.value) for t in body.tags],
     )
     return no_content()

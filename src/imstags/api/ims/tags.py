@@ -16,7 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from imstags.api.deps import ServicesDep
 from imstags.api.responses import JsonResponse, no_content
-from imstags.api.security import AUTHENTICATES_IN_HANDLER, ProjectScoped, project_principal
+from imstags.api.security import (
+    AUTHENTICATES_IN_HANDLER,
+    ProjectScoped,
+    project_principal,
+    raw_header,
+)
 from imstags.domain import tagging
 
 if TYPE_CHECKING:
@@ -96,7 +101,7 @@ async def list_project_tags(project_id: str, request: Request) -> Response:
     if summary is None:
         summary = await run_in_threadpool(services.summaries.build, principal.project_id, version)
     headers = {"ETag": summary.etag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == summary.etag:
+    if raw_header(request.scope, b"if-none-match") == summary.etag:
         return Response(status_code=304, headers=headers)
     return Response(summary.body, media_type="application/json", headers=headers)
 
@@ -110,14 +115,15 @@ setattr(list_project_tags, AUTHENTICATES_IN_HANDLER, True)
     response_class=Response,
     summary="Adding or Deleting Image Tags in a Batch",
 )
-def batch_tags_action(
+async def batch_tags_action(
     project_id: str,
     image_id: str,
     body: TagsActionBody,
     principal: ProjectScoped,
     services: ServicesDep,
 ) -> Response:
-    tagging.batch_action(
+    await services.writes.run(
+        tagging.batch_action,
         services.db,
         principal.project_id,
         image_id,
@@ -133,14 +139,16 @@ def batch_tags_action(
     response_class=Response,
     summary="Adding an Image Tag",
 )
-def add_image_tag(
+async def add_image_tag(
     project_id: str,
     image_id: str,
     body: AddTagBody,
     principal: ProjectScoped,
     services: ServicesDep,
 ) -> Response:
-    tagging.add_tag(services.db, principal.project_id, image_id, body.tag.key, body.tag.value)
+    await services.writes.run(
+        tagging.add_tag, services.db, principal.project_id, image_id, body.tag.key, body.tag.value
+    )
     return no_content()
 
 
@@ -163,7 +171,7 @@ def list_image_tags(
     response_class=Response,
     summary="Deleting an Image Tag",
 )
-def delete_image_tag(
+async def delete_image_tag(
     project_id: str,
     image_id: str,
     key: str,
@@ -172,5 +180,5 @@ def delete_image_tag(
 ) -> Response:
     """The key is the rest of the path, so a key containing ``/`` (sent as ``%2F``, as the
     SDK encodes it) can be deleted too."""
-    tagging.delete_tag(services.db, principal.project_id, image_id, key)
+    await services.writes.run(tagging.delete_tag, services.db, principal.project_id, image_id, key)
     return no_content()

@@ -25,10 +25,14 @@ router = APIRouter(tags=["Image tags (native OpenStack)"])
     response_class=Response,
     summary="Adding a Tag (Native OpenStack API)",
 )
-def add_tag(image_id: str, tag: str, principal: Authenticated, services: ServicesDep) -> Response:
+async def add_tag(
+    image_id: str, tag: str, principal: Authenticated, services: ServicesDep
+) -> Response:
     """Idempotent; ``k=v`` overwrites another value of key k. Beyond the page (letters,
     digits, ``_``, ``-``), one ``=`` separates a key from its value."""
-    tagging.add_native_tag(services.db, principal.project_id, image_id, tag)
+    await services.writes.run(
+        tagging.add_native_tag, services.db, principal.project_id, image_id, tag
+    )
     return no_content()
 
 
@@ -38,11 +42,13 @@ def add_tag(image_id: str, tag: str, principal: Authenticated, services: Service
     response_class=Response,
     summary="Deleting a Tag (Native OpenStack API)",
 )
-def delete_tag(
+async def delete_tag(
     image_id: str, tag: str, principal: Authenticated, services: ServicesDep
 ) -> Response:
     """A tag the image does not list is a 404 (as in Glance; the page is silent). The tag is
     the rest of the path, so that a tag written through IMS with a ``/`` in it (sent as
     ``%2F``) can be deleted too."""
-    tagging.delete_native_tag(services.db, principal.project_id, image_id, tag)
+    await services.writes.run(
+        tagging.delete_native_tag, services.db, principal.project_id, image_id, tag
+    )
     return no_content()
