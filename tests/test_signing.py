@@ -4,6 +4,8 @@ against the SDK for awkward query strings and paths."""
 
 from __future__ import annotations
 
+import asyncio
+import types
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -350,3 +352,65 @@ def test_encode_query_matches_sdk_wire_format():
     query = [("name", "a b~/ü")]
     signed, _ = sdk_sign("GET", "/x", query)
     assert encode_query(query) == urlsplit(signed.uri).query
+
+
+# --- the memo of verified requests (api/security.py) -----------------------------------------
+
+
+def _replay(app, url: str, headers: dict[str, str]) -> list[int]:
+    """The same request, byte for byte, sent twice through one in-process app."""
+
+    async def twice() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),  # its end closes the loop's database connection
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
+            return [(await client.get(url, headers=headers)).status_code for _ in range(2)]
+
+    return asyncio.run(twice())
+
+
+def _memo_app(settings, db, **overrides):
+    from imstags.api.app import create_app
+
+    return create_app(settings.model_copy(update=overrides), db)
+
+
+def test_memo_replay_is_refused_once_the_date_leaves_the_window(
+    settings, db, credential, monkeypatch
+):
+    """A request repeated byte for byte skips the HMAC, never the date window."""
+    app = _memo_app(settings, db)
+    url = "http://test" + tags_path(credential.project_id)
+    headers = sdk_signed_headers("GET", url, credential.access, credential.secret)
+    assert _replay(app, url, headers) == [200, 200]
+
+    later = (datetime.now(UTC) + timedelta(minutes=16)).timestamp()
+    monkeypatch.setattr(signing, "time", types.SimpleNamespace(time=lambda: later))
+    assert _replay(app, url, headers) == [401, 401]
+
+
+def test_memo_replay_is_refused_once_the_credential_is_gone(settings, db, credential):
+    """The memo holds only while the secret it was verified with is the cached one: a
+    deleted credential stops working as soon as the cache lets go of it."""
+    from imstags.domain.credentials import delete_credential_tx
+
+    app = _memo_app(settings, db, credential_cache_seconds=0)
+    url = "http://test" + tags_path(credential.project_id)
+    headers = sdk_signed_headers("GET", url, credential.access, credential.secret)
+    assert _replay(app, url, headers) == [200, 200]
+    db.write(lambda s: delete_credential_tx(s, credential.access))
+    assert _replay(app, url, headers) == [401, 401]
+
+
+def test_memo_does_not_cover_a_request_that_differs(settings, db, credential):
+    """Any byte of difference is a new request, verified in full: a forged signature after an
+    accepted request is refused, and an added unsigned header still passes."""
+    app = _memo_app(settings, db)
+    url = "http://test" + tags_path(credential.project_id)
+    headers = sdk_signed_headers("GET", url, credential.access, credential.secret)
+    assert _replay(app, url, headers) == [200, 200]
+    forged = {**headers, "Authorization": headers["Authorization"][:-4] + "0000"}
+    assert _replay(app, url, forged) == [401, 401]
+    assert _replay(app, url, {**headers, "User-Agent": "another"}) == [200, 200]

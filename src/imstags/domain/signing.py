@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,13 +137,26 @@ def check_date(
     if "x-sdk-date" not in header.signed_headers:
         raise Unauthorized("X-Sdk-Date must be among the signed headers.")
     date_text = request.headers.get("x-sdk-date", "")
-    signed_at = parse_sdk_date(date_text)
+    check_sdk_date(date_text, now=now, window_seconds=window_seconds)
+    return date_text
+
+
+def check_sdk_date(
+    date_text: str, *, now: datetime | None = None, window_seconds: int = 900
+) -> None:
+    """``X-Sdk-Date`` must be well-formed and lie within the window around ``now``."""
+    signed_at = _sdk_date_seconds(date_text)
     if signed_at is None:
         raise Unauthorized("X-Sdk-Date is missing or not in the form YYYYMMDDTHHMMSSZ.")
-    current = now or datetime.now(UTC)
-    if abs((current - signed_at).total_seconds()) > window_seconds:
+    current = now.timestamp() if now is not None else time.time()
+    if abs(current - signed_at) > window_seconds:
         raise Unauthorized("The request date (X-Sdk-Date) is outside the allowed time window.")
-    return date_text
+
+
+@lru_cache(maxsize=1024)
+def _sdk_date_seconds(text: str) -> float | None:
+    signed_at = parse_sdk_date(text)
+    return None if signed_at is None else signed_at.timestamp()
 
 
 def verify(

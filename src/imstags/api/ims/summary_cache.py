@@ -44,12 +44,10 @@ class SummaryCache:
         return version, self._cached(project_id, version)
 
     def _cached(self, project_id: str, version: int) -> SummaryBody | None:
-        with self._lock:
-            cached = self._entries.get(project_id)
-            if cached is not None and cached.version == version:
-                self._entries.move_to_end(project_id)
-                return cached
-        return None
+        # A lock-free read (one dict lookup is atomic): the hit is the hot path. Recency is
+        # recorded when a body is built, so eviction drops the least recently rebuilt project.
+        cached = self._entries.get(project_id)
+        return cached if cached is not None and cached.version == version else None
 
     def build(self, project_id: str, version: int) -> SummaryBody:
         """Rebuild the body from the aggregate and store it under ``version`` (read before)."""
