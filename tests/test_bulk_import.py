@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from huaweicloudsdkims.v2 import ListImagesTagsRequest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from imstags.domain.tags import recount_project_tags, stored_counts
 from imstags.storage.models import Image
@@ -110,6 +110,26 @@ def test_images_import_workload_keeps_aggregate_exact(
     assert import_file(settings, write_lines(tmp_path / "more.jsonl", more)).returncode == 0
     shown = {t.key: t.values for t in ims.list_images_tags(ListImagesTagsRequest()).tags}
     assert shown["fresh"] == ["tag"]
+
+
+def test_images_import_leaves_planner_statistics_behind(settings, db, tmp_path):
+    """After a bulk load the planner must know the tables' sizes: without statistics,
+    PostgreSQL scanned the whole tag table for a page of a hundred images."""
+    project = uuid.uuid4().hex
+    done = import_file(
+        settings, write_lines(tmp_path / "s.jsonl", generate(settings, 50, 2, project))
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    with db.read() as session:
+        if db.is_sqlite:
+            analysed = set(session.scalars(text("SELECT DISTINCT tbl FROM sqlite_stat1")))
+        else:
+            analysed = set(
+                session.scalars(
+                    text("SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")
+                )
+            )
+    assert {"images", "image_tags", "tag_counts"} <= analysed
 
 
 def test_images_import_native_tags_and_default_project(settings, db, tmp_path, project_id):

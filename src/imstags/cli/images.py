@@ -60,6 +60,8 @@ def import_(ctx: Context, file: Path, project_id: str | None, batch_size: int, q
                 batch_size=batch_size,
                 on_progress=bar.update,
             )
+        if report.images:
+            database.refresh_statistics()
     finally:
         if not stdin:
             handle.close()
