@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     credential_cache_seconds: float = 5.0
     token_ttl_seconds: int = 24 * 3600
     max_body_bytes: int = 1024 * 1024
+    write_threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Threads per process running write transactions on PostgreSQL (SQLite "
+        "always uses one). More only pay when the database is far: each tag write waits on "
+        "three round trips.",
+    )
     log_level: str = "info"
     bench_floor: bool = Field(
         default=False,

@@ -47,7 +47,7 @@ class Services:
         self.authenticator.token_validator = token_validator(self.db)
         self.summaries = SummaryCache(self.db)
         self.login_throttle = LoginThrottle(LOGIN_LIMIT_PER_USER, LOGIN_LIMIT_PER_CLIENT)
-        self.writes = WriteRunner(self.db)
+        self.writes = WriteRunner(self.db, threads=self.settings.write_threads)
 
 
 def build_services(settings: Settings, db: Database | None = None) -> Services:
