@@ -15,6 +15,7 @@ import logging
 import threading
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Engine
 
 from imstags.errors import ServiceUnavailable
@@ -89,6 +90,14 @@ class PointReader:
                 connection.close()
 
 
+# What a lost or refused connection raises in asyncpg.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
 class AsyncPointReader:
     """The same lookup for PostgreSQL, on one asyncio connection per process.
 
@@ -97,10 +106,14 @@ class AsyncPointReader:
     instead, and every lookup is bounded by ``timeout`` (then 503), so a lost database costs
     the requests that need it, never the process.
 
-    Lookups of the same key that wait at the same time share one query (a query costs
-    hundreds of microseconds of CPU in the driver, more than the rest of the request). A
-    lookup only ever joins a query that has not started yet, so the answer it gets was read
-    after it arrived: it sees every write committed before it, as a query of its own would.
+    Lookups of the same key that wait at the same time share one query (a query's CPU in the
+    driver is a large part of the request). A lookup only ever joins a query that has not
+    started yet, so the answer it gets was read after it arrived: it sees every write
+    committed before it, as a query of its own would.
+
+    The driver here is asyncpg, not the psycopg of the rest of the service: on this one
+    statement it costs about half the client CPU (36 against 74 us a query on uvloop), which
+    raised the core endpoint's throughput on PostgreSQL from 0.61 to 0.66 of the floor.
     """
 
     def __init__(self, conninfo: str, *, timeout: float = 5.0) -> None:
@@ -115,7 +128,7 @@ class AsyncPointReader:
     async def lookup(self, table: str, column: str, key_column: str, key: object) -> Any:
         statement = self._statements.get((table, column, key_column))
         if statement is None:
-            statement = f"SELECT {column} FROM {table} WHERE {key_column} = %s"  # noqa: S608
+            statement = f"SELECT {column} FROM {table} WHERE {key_column} = $1"  # noqa: S608
             self._statements[table, column, key_column] = statement
         shared = self._next.get((statement, key))
         if shared is None:
@@ -131,8 +144,6 @@ class AsyncPointReader:
             raise ServiceUnavailable("The database is unavailable.") from exc
 
     async def _run(self, statement: str, key: object, shared: asyncio.Future[Any]) -> None:
-        import psycopg
-
         if self._turn is None:
             self._turn = asyncio.Lock()
         try:
@@ -143,15 +154,13 @@ class AsyncPointReader:
                 for attempt in (1, 2):
                     try:
                         connection = await self._connect()
-                        cursor = await connection.execute(statement, (key,))
-                        row = await cursor.fetchone()
-                        shared.set_result(None if row is None else row[0])
+                        shared.set_result(await connection.fetchval(statement, key))
                         return
-                    except psycopg.Error:
+                    except _CONNECTION_ERRORS:
                         await self._discard()
                         if attempt == 2:
                             raise
-        except (psycopg.Error, TimeoutError) as exc:
+        except (*_CONNECTION_ERRORS, TimeoutError) as exc:
             await self._discard()
             log.warning("database unavailable: %r", exc)
             if not shared.done():
@@ -163,12 +172,8 @@ class AsyncPointReader:
                 shared.set_exception(ServiceUnavailable("The database is unavailable."))
 
     async def _connect(self) -> Any:
-        import psycopg
-
-        if self._connection is None or self._connection.closed:
-            self._connection = await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout))
-            )
+        if self._connection is None or self._connection.is_closed():
+            self._connection = await asyncpg.connect(self._conninfo, timeout=self._timeout)
         return self._connection
 
     async def _discard(self) -> None:
