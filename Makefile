@@ -29,6 +29,7 @@ test-postgres:
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
 
 bench: install
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

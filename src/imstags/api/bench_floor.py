@@ -21,7 +21,9 @@ _bodies: dict[str, SummaryBody] = {}
 async def floor(project_id: str, request: Request) -> Response:
     body = _bodies.get(project_id)
     if body is None:
-        body = await run_in_threadpool(request.app.state.services.summaries.get, project_id)
-        _bodies[project_id] = body
+        built: SummaryBody = await run_in_threadpool(
+            request.app.state.services.summaries.get, project_id
+        )
+        body = _bodies[project_id] = built
     headers = {"ETag": body.etag, "Cache-Control": "no-cache"}
     return Response(body.body, media_type="application/json", headers=headers)

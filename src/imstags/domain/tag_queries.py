@@ -290,8 +290,8 @@ def run_query(session: Session, project_id: str, query: ImageQuery) -> QueryResu
         return QueryResult(total, _found(session, project_id, page))
     if single is not None:
         if total <= SORT_MATCHES_LIMIT:
-            ids = list(session.scalars(_carrying_ids(project_id, [single])))
-            where = and_(Image.id.in_(ids), visible_to(project_id, by_index=False))
+            matches = list(session.scalars(_carrying_ids(project_id, [single])))
+            where = and_(Image.id.in_(matches), visible_to(project_id, by_index=False))
         else:  # common: read images in order, check each by image_tags' primary key
             tag = and_(ImageTag.image_id == Image.id, ImageTag.key == single.key)
             where = and_(visible_to(project_id), exists().where(tag))

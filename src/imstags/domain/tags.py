@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -276,12 +277,10 @@ def tag_new_images(
         rows.sort()
         columns = "image_id, key, value, project_id, created_at"
         if connection.dialect.name == "postgresql":  # COPY: several times faster than INSERT
-            driver = connection.connection.driver_connection
+            driver: Any = connection.connection.driver_connection
             with (
                 driver.cursor() as cursor,
-                cursor.copy(  # type: ignore[union-attr]
-                    f"COPY image_tags ({columns}) FROM STDIN"
-                ) as copy,
+                cursor.copy(f"COPY image_tags ({columns}) FROM STDIN") as copy,
             ):
                 for row in rows:
                     copy.write_row(row)

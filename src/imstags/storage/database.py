@@ -181,7 +181,7 @@ class Database:
         raise AssertionError("unreachable")
 
     def _is_retryable(self, exc: DBAPIError) -> bool:
-        return self._is_retryable_driver_error(exc.orig)
+        return exc.orig is not None and self._is_retryable_driver_error(exc.orig)
 
     def _is_retryable_driver_error(self, exc: BaseException) -> bool:
         if self.is_sqlite:

@@ -61,7 +61,7 @@ class PointReader:
     def _connect(self) -> Any:
         pooled = self._engine.raw_connection()  # runs the engine's connect hooks (PRAGMAs)
         pooled.detach()
-        connection = pooled.dbapi_connection
+        connection: Any = pooled.dbapi_connection
         if self._engine.dialect.name != "sqlite":  # SQLite's connections already autocommit
             connection.rollback()
             connection.autocommit = True
@@ -96,6 +96,7 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     OSError,
 )
+_LOOKUP_FAILURES: tuple[type[BaseException], ...] = (*_CONNECTION_ERRORS, TimeoutError)
 
 
 class AsyncPointReader:
@@ -160,7 +161,7 @@ class AsyncPointReader:
                         await self._discard()
                         if attempt == 2:
                             raise
-        except (*_CONNECTION_ERRORS, TimeoutError) as exc:
+        except _LOOKUP_FAILURES as exc:
             await self._discard()
             log.warning("database unavailable: %r", exc)
             if not shared.done():
