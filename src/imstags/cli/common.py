@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -9,6 +12,8 @@ import click
 from imstags.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from imstags.domain.secrets import SecretBox
     from imstags.storage.database import Database
 
@@ -35,6 +40,30 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
     if migrate:
         upgrade(settings.resolved_database_url)
     return Database(settings.resolved_database_url)
+
+
+@contextmanager
+def database_of(ctx: Context) -> Iterator[Database]:
+    """The command's database (migrated), closed when the command is done with it."""
+    database = open_database(ctx.settings())
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def echo_json_lines(records: Iterable[Mapping[str, object]]) -> None:
+    for record in records:
+        click.echo(json.dumps(record))
+
+
+def delete_one(ctx: Context, work: Callable[[Session], bool], *, name: str, what: str) -> None:
+    """Run a delete transaction; a thing that was not there is an error (exit status 1)."""
+    with database_of(ctx) as database:
+        deleted = database.write(work)
+    if not deleted:
+        raise click.ClickException(f"no {what} {name}")
+    click.echo(f"deleted {name}")
 
 
 def secret_box(settings: Settings) -> SecretBox:

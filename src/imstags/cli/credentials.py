@@ -6,7 +6,15 @@ import json
 
 import click
 
-from imstags.cli.common import Context, open_database, pass_context, secret_box
+from imstags.cli.common import (
+    Context,
+    database_of,
+    delete_one,
+    echo_json_lines,
+    open_database,
+    pass_context,
+    secret_box,
+)
 
 
 @click.group()
@@ -45,20 +53,17 @@ def list_(ctx: Context, project_id: str | None) -> None:
     """List access keys (never secrets) as JSON lines."""
     from imstags.domain.credentials import list_credentials
 
-    database = open_database(ctx.settings())
-    try:
-        with database.read() as session:
-            rows = list_credentials(session, project_id)
-    finally:
-        database.dispose()
-    for row in rows:
-        record = {
+    with database_of(ctx) as database, database.read() as session:
+        rows = list_credentials(session, project_id)
+    echo_json_lines(
+        {
             "access": row.access,
             "project_id": row.project_id,
             "description": row.description,
             "created_at": row.created_at.isoformat(),
         }
-        click.echo(json.dumps(record))
+        for row in rows
+    )
 
 
 @credentials.command("delete")
@@ -68,11 +73,9 @@ def delete(ctx: Context, access: str) -> None:
     """Delete the credential with this access key."""
     from imstags.domain.credentials import delete_credential_tx
 
-    database = open_database(ctx.settings())
-    try:
-        deleted = database.write(lambda s: delete_credential_tx(s, access))
-    finally:
-        database.dispose()
-    if not deleted:
-        raise click.ClickException(f"no credential with access key {access}")
-    click.echo(f"deleted {access}")
+    delete_one(
+        ctx,
+        lambda s: delete_credential_tx(s, access),
+        name=access,
+        what="credential with access key",
+    )

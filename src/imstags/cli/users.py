@@ -6,7 +6,7 @@ import json
 
 import click
 
-from imstags.cli.common import Context, open_database, pass_context
+from imstags.cli.common import Context, database_of, delete_one, echo_json_lines, pass_context
 
 
 @click.group()
@@ -32,13 +32,13 @@ def create(
     """Create a user; prints it as JSON (never the password)."""
     from imstags.domain.identity import create_user_tx
 
-    database = open_database(ctx.settings())
     try:
-        user = database.write(lambda s: create_user_tx(s, name, password, project_id, project_name))
+        with database_of(ctx) as database:
+            user = database.write(
+                lambda s: create_user_tx(s, name, password, project_id, project_name)
+            )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        database.dispose()
     click.echo(
         json.dumps(
             {
@@ -58,21 +58,18 @@ def list_(ctx: Context, project_id: str | None) -> None:
     """List users as JSON lines."""
     from imstags.domain.identity import list_users
 
-    database = open_database(ctx.settings())
-    try:
-        with database.read() as session:
-            rows = list_users(session, project_id)
-    finally:
-        database.dispose()
-    for user in rows:
-        record = {
+    with database_of(ctx) as database, database.read() as session:
+        rows = list_users(session, project_id)
+    echo_json_lines(
+        {
             "id": user.id,
             "name": user.name,
             "project_id": user.project_id,
             "enabled": user.enabled,
             "created_at": user.created_at.isoformat(),
         }
-        click.echo(json.dumps(record))
+        for user in rows
+    )
 
 
 @users.command("delete")
@@ -82,11 +79,4 @@ def delete(ctx: Context, name: str) -> None:
     """Delete a user; its tokens stop working at once."""
     from imstags.domain.identity import delete_user_tx
 
-    database = open_database(ctx.settings())
-    try:
-        deleted = database.write(lambda s: delete_user_tx(s, name))
-    finally:
-        database.dispose()
-    if not deleted:
-        raise click.ClickException(f"no user named {name}")
-    click.echo(f"deleted {name}")
+    delete_one(ctx, lambda s: delete_user_tx(s, name), name=name, what="user named")
