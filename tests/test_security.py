@@ -7,6 +7,7 @@ without touching this file; one that is public by mistake makes it fail.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -170,8 +171,8 @@ def make_user(db, project: str) -> tuple[str, str]:
     return name, password
 
 
-def login(base_url: str, name: str, password: str, project: str) -> httpx.Response:
-    body = {
+def login_body(name: str, password: str, project: str) -> dict:
+    return {
         "auth": {
             "identity": {
                 "methods": ["password"],
@@ -182,6 +183,10 @@ def login(base_url: str, name: str, password: str, project: str) -> httpx.Respon
             "scope": {"project": {"id": project}},
         }
     }
+
+
+def login(base_url: str, name: str, password: str, project: str) -> httpx.Response:
+    body = login_body(name, password, project)
     return httpx.post(base_url + "/v3/auth/tokens", json=body, timeout=30)
 
 
@@ -251,3 +256,38 @@ def test_server_logs_at_debug_level_contain_no_secret(settings, db, make_credent
     assert "DEBUG:imstags.api" in log  # the server really logged requests at debug level
     for secret in (credential.secret, password, token, token[::-1], signature):
         assert secret not in log
+
+
+def _logins(settings, db, name: str, passwords: list[str], project: str, **limits) -> list[int]:
+    """Statuses of logins in this order, through an in-process app with these limits."""
+    from imstags.api.app import create_app
+
+    app = create_app(settings.model_copy(update=limits), db)
+
+    async def run() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
+            return [
+                (
+                    await client.post("/v3/auth/tokens", json=login_body(name, p, project))
+                ).status_code
+                for p in passwords
+            ]
+
+    return asyncio.run(run())
+
+
+def test_login_limits_are_settings(settings, db, project_id):
+    name, password = make_user(db, project_id)
+    tight = _logins(
+        settings, db, name, ["wrong", "wrong", password], project_id, login_failures_per_user=2
+    )
+    assert tight == [401, 401, 429]
+    name, password = make_user(db, project_id)
+    off = _logins(
+        settings, db, name, ["wrong"] * 7 + [password], project_id, login_failures_per_user=0
+    )
+    assert off == [401] * 7 + [201]

@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     credential_cache_seconds: float = 5.0
     token_ttl_seconds: int = 24 * 3600
     max_body_bytes: int = 1024 * 1024
+    login_failures_per_user: int = Field(
+        default=5,
+        ge=0,
+        description="Failed logins (POST /v3/auth/tokens) one user name may have within "
+        "login_failure_window_seconds before its logins get 429; 0 turns the limit off.",
+    )
+    login_failures_per_client: int = Field(
+        default=100,
+        ge=0,
+        description="The same limit per client address, across user names; 0 turns it off.",
+    )
+    login_failure_window_seconds: float = Field(default=60.0, ge=0)
     write_threads: int = Field(
         default=2,
         ge=1,

@@ -24,11 +24,6 @@ from imstags.domain.throttle import Limit, LoginThrottle
 from imstags.settings import Settings
 from imstags.storage.database import Database
 
-# Failed logins (POST /v3/auth/tokens) allowed per minute, per process: per user named in the
-# request, and per client address across users.
-LOGIN_LIMIT_PER_USER = Limit(max_failures=5, window_seconds=60)
-LOGIN_LIMIT_PER_CLIENT = Limit(max_failures=100, window_seconds=60)
-
 
 @dataclass
 class Services:
@@ -46,7 +41,14 @@ class Services:
         self.authenticator = Authenticator(self)
         self.authenticator.token_validator = token_validator(self.db)
         self.summaries = SummaryCache(self.db)
-        self.login_throttle = LoginThrottle(LOGIN_LIMIT_PER_USER, LOGIN_LIMIT_PER_CLIENT)
+        # Failed logins, counted per process: per user named in the request, and per client
+        # address across users.
+        settings = self.settings
+        window = settings.login_failure_window_seconds
+        self.login_throttle = LoginThrottle(
+            Limit(settings.login_failures_per_user, window),
+            Limit(settings.login_failures_per_client, window),
+        )
         self.writes = WriteRunner(self.db, threads=self.settings.write_threads)
 
 
