@@ -1,5 +1,6 @@
 """The tag write path's own connections (storage/driver_connections.py), on the test database:
-reused when clean, never handed on inside a transaction, bounded in number."""
+reused when clean, never handed on inside a transaction, bounded in number; and the retry of
+races that the driver, not SQLAlchemy, reports."""
 
 from __future__ import annotations
 
@@ -92,3 +93,43 @@ def test_connections_are_bounded_and_a_wait_ends_in_503(connections):
             thread.join()
     with connections.connection():  # a slot is free again
         pass
+
+
+def _lost_race(db) -> BaseException:
+    """What each database's driver raises for a race the transaction must be retried for."""
+    if db.is_sqlite:
+        import sqlite3
+
+        return sqlite3.OperationalError("database is locked")
+    from psycopg import errors
+
+    return errors.DeadlockDetected("deadlock detected")
+
+
+@pytest.mark.parametrize("path", ["write", "write_tags"])
+def test_a_race_lost_in_driver_statements_is_retried_whole(db, path):
+    """Tag statements run on the driver connection, also inside ORM transactions (image
+    create, PATCH, delete), so a lost race arrives as the driver's own error: both kinds of
+    transaction must retry it like SQLAlchemy's."""
+    calls = []
+
+    def work(_handle):
+        calls.append(1)
+        if len(calls) == 1:
+            raise _lost_race(db)
+        return "done"
+
+    assert getattr(db, path)(work) == "done"
+    assert len(calls) == 2
+
+
+def test_a_driver_error_that_is_not_a_race_is_not_retried(db):
+    calls = []
+
+    def work(_session):
+        calls.append(1)
+        raise db._driver_errors.IntegrityError("not a race")
+
+    with pytest.raises(db._driver_errors.IntegrityError):
+        db.write(work)
+    assert len(calls) == 1

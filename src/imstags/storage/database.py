@@ -161,7 +161,9 @@ class Database:
     def write(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
         """Run ``work`` in one write transaction and commit it, retrying lost races whole.
 
-        ``work`` must be safe to run again: it is called afresh on every attempt.
+        ``work`` must be safe to run again: it is called afresh on every attempt. Its tag
+        statements run on the session's driver connection (``TagRows.of``), so a race lost
+        there arrives as the driver's own error rather than SQLAlchemy's, and is retried too.
         """
         for attempt in range(1, attempts + 1):
             try:
@@ -172,16 +174,25 @@ class Database:
                     session.begin(),
                 ):
                     return work(session)
-            except DBAPIError as exc:
-                if attempt < attempts and self._is_retryable(exc):
-                    log.info("retrying transaction after %s (attempt %d)", exc.orig, attempt)
+            except (DBAPIError, self._driver_errors.Error) as exc:
+                driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+                if (
+                    attempt < attempts
+                    and driver_error is not None
+                    and self._is_retryable_driver_error(driver_error)
+                ):
+                    log.info("retrying transaction after %s (attempt %d)", driver_error, attempt)
                     time.sleep(0.005 * attempt)
                     continue
+                if not isinstance(exc, DBAPIError) and self._lost_connection(exc):
+                    log.warning("database unavailable: %s", exc)
+                    raise ServiceUnavailable("The database is unavailable.") from exc
                 raise
         raise AssertionError("unreachable")
 
-    def _is_retryable(self, exc: DBAPIError) -> bool:
-        return exc.orig is not None and self._is_retryable_driver_error(exc.orig)
+    def _lost_connection(self, exc: BaseException) -> bool:
+        """A driver error that means the server is out of reach (PostgreSQL only)."""
+        return not self.is_sqlite and isinstance(exc, self._driver_errors.OperationalError)
 
     def _is_retryable_driver_error(self, exc: BaseException) -> bool:
         if self.is_sqlite:
@@ -225,7 +236,7 @@ class Database:
                     raise
                 return result
             except self._driver_errors.Error as exc:
-                if not self.is_sqlite and (driver.closed or driver.broken):
+                if self._lost_connection(exc) and (driver.closed or driver.broken):
                     log.warning("database unavailable: %s", exc)
                     raise ServiceUnavailable("The database is unavailable.") from exc
                 raise
