@@ -39,7 +39,8 @@ def raw_header(scope: Scope, name: bytes) -> str | None:
     """The first value of a header (``name`` in lower case, as ASGI gives names)."""
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1")  # type: ignore[no-any-return]
+            decoded: str = value.decode("latin-1")
+            return decoded
     return None
 
 
