@@ -288,13 +288,8 @@ def tag_new_images(
             marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
             statement = f"INSERT INTO image_tags ({columns}) VALUES ({', '.join([marker] * 5)})"  # noqa: S608
             connection.exec_driver_sql(statement, rows)
-        adjust_counts(session, project_id, deltas)
+        TagRows.of(session).adjust_counts(project_id, _in_lock_order(deltas))
     return len(rows)
-
-
-def adjust_counts(session: Session, project_id: str, deltas: Mapping[tuple[str, str], int]) -> None:
-    """Apply count changes to the aggregate and bump the project's version once."""
-    TagRows.of(session).adjust_counts(project_id, _in_lock_order(deltas))
 
 
 # --- the aggregate ---------------------------------------------------------------------------

@@ -165,24 +165,45 @@ class Database:
         statements run on the session's driver connection (``TagRows.of``), so a race lost
         there arrives as the driver's own error rather than SQLAlchemy's, and is retried too.
         """
-        for attempt in range(1, attempts + 1):
+
+        def attempt() -> T:
+            with (
+                self._one_writer,
+                _unavailable_on_connection_loss(),
+                self._writer() as session,
+                session.begin(),
+            ):
+                return work(session)
+
+        return self._retrying(attempt, attempts)
+
+    def write_tags(self, work: Callable[[TagRows], T], *, attempts: int = 5) -> T:
+        """:meth:`write` for the tag write path: the transaction runs on a bare driver
+        connection, without an ORM session or SQLAlchemy's pool, whose overhead alone cost
+        more than a tag write's statements. The same guarantees: one transaction, lost races
+        retried whole, a database out of reach a 503."""
+
+        def attempt() -> T:
+            with self._one_writer, _unavailable_on_connection_loss():
+                return self._plain_transaction(work)
+
+        return self._retrying(attempt, attempts)
+
+    def _retrying(self, attempt: Callable[[], T], attempts: int) -> T:
+        """Run a transaction until it does not lose a race (deadlock, serialisation failure,
+        SQLite busy), at most ``attempts`` times; errors come from SQLAlchemy or the driver."""
+        for number in range(1, attempts + 1):
             try:
-                with (
-                    self._one_writer,
-                    _unavailable_on_connection_loss(),
-                    self._writer() as session,
-                    session.begin(),
-                ):
-                    return work(session)
+                return attempt()
             except (DBAPIError, self._driver_errors.Error) as exc:
                 driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
                 if (
-                    attempt < attempts
+                    number < attempts
                     and driver_error is not None
                     and self._is_retryable_driver_error(driver_error)
                 ):
-                    log.info("retrying transaction after %s (attempt %d)", driver_error, attempt)
-                    time.sleep(0.005 * attempt)
+                    log.info("retrying transaction after %s (attempt %d)", driver_error, number)
+                    time.sleep(0.005 * number)
                     continue
                 if not isinstance(exc, DBAPIError) and self._lost_connection(exc):
                     log.warning("database unavailable: %s", exc)
@@ -199,47 +220,25 @@ class Database:
             return isinstance(exc, self._driver_errors.OperationalError) and "locked" in str(exc)
         return getattr(exc, "sqlstate", None) in _RETRYABLE_PG_STATES
 
-    def write_tags(self, work: Callable[[TagRows], T], *, attempts: int = 5) -> T:
-        """:meth:`write` for the tag write path: the transaction runs on a bare driver
-        connection, without an ORM session or SQLAlchemy's pool, whose overhead alone cost
-        more than a tag write's statements. The same guarantees: one transaction, lost races
-        retried whole, a database out of reach a 503."""
-        for attempt in range(1, attempts + 1):
-            try:
-                with self._one_writer, _unavailable_on_connection_loss():
-                    return self._plain_transaction(work)
-            except self._driver_errors.Error as exc:
-                if attempt < attempts and self._is_retryable_driver_error(exc):
-                    log.info("retrying transaction after %s (attempt %d)", exc, attempt)
-                    time.sleep(0.005 * attempt)
-                    continue
-                raise
-        raise AssertionError("unreachable")
-
     def _plain_transaction(self, work: Callable[[TagRows], T]) -> T:
+        """One attempt; a failed connection is closed by the stack, not reused."""
         with self._tag_writers.connection() as driver:
+            if self.is_sqlite:  # the connection is in autocommit mode: BEGIN is ours
+                driver.execute("BEGIN IMMEDIATE")
             try:
-                if self.is_sqlite:  # the connection is in autocommit mode: BEGIN is ours
-                    driver.execute("BEGIN IMMEDIATE")
-                try:
-                    result = work(TagRows(driver, postgres=not self.is_sqlite))
+                result = work(TagRows(driver, postgres=not self.is_sqlite))
+                if self.is_sqlite:
+                    driver.execute("COMMIT")
+                else:
+                    driver.commit()
+            except BaseException:
+                with contextlib.suppress(self._driver_errors.Error):
                     if self.is_sqlite:
-                        driver.execute("COMMIT")
+                        driver.execute("ROLLBACK")
                     else:
-                        driver.commit()
-                except BaseException:
-                    with contextlib.suppress(self._driver_errors.Error):
-                        if self.is_sqlite:
-                            driver.execute("ROLLBACK")
-                        else:
-                            driver.rollback()
-                    raise
-                return result
-            except self._driver_errors.Error as exc:
-                if self._lost_connection(exc) and (driver.closed or driver.broken):
-                    log.warning("database unavailable: %s", exc)
-                    raise ServiceUnavailable("The database is unavailable.") from exc
+                        driver.rollback()
                 raise
+            return result
 
     def refresh_statistics(self) -> None:
         """Let the query planner see the tables as they are now (after a bulk load).
