@@ -7,7 +7,6 @@ server URL it runs the same tests on a fresh database created on that server for
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,21 +21,15 @@ from imstags.settings import Settings
 from imstags.storage.database import Database
 from imstags.storage.migrate import upgrade
 from tests.support.clients import ims_client
-from tests.support.databases import temporary_postgres_database
+from tests.support.databases import empty_test_database
 from tests.support.server import RunningServer, start_server
 from tests.support.tagging import create_image
-
-TEST_DATABASE_ENV = "IMSTAGS_TEST_DATABASE_URL"
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server_url = os.environ.get(TEST_DATABASE_ENV)
-    if server_url:
-        with temporary_postgres_database(server_url) as url:
-            yield url
-    else:
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'imstags.db'}"
+    with empty_test_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

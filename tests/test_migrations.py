@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -14,8 +12,7 @@ from sqlalchemy import create_engine, text
 from imstags.storage.database import normalise_url
 from imstags.storage.migrate import alembic_config, is_current, upgrade
 from imstags.storage.models import Base
-from tests.conftest import TEST_DATABASE_ENV
-from tests.support.databases import temporary_postgres_database
+from tests.support.databases import empty_test_database
 
 
 def test_migrations_have_a_single_head(settings):
@@ -36,12 +33,8 @@ def test_migrations_leave_database_current(db, settings):
 @pytest.fixture
 def blank_database_url(tmp_path):
     """An empty database of the kind the suite runs on, for walking the migrations."""
-    server_url = os.environ.get(TEST_DATABASE_ENV)
-    if server_url:
-        with temporary_postgres_database(server_url) as url:
-            yield url
-    else:
-        yield f"sqlite:///{tmp_path / 'walk.db'}"
+    with empty_test_database(tmp_path) as url:
+        yield url
 
 
 def test_0002_copies_each_images_created_at_to_its_existing_tags(blank_database_url):
