@@ -4,22 +4,20 @@ Loads workload W with 1,000 and with 100,000 images (10 tags each from 50 keys x
 the same ~1,000 distinct pairs), starts the real server on each, and prints the median latency
 of ``GET /v2/{project_id}/images/tags`` (signed, one connection, wrk) at both sizes and their
 ratio. A ratio near 1 means the cost follows the distinct tags, not the images. It reuses
-``run.py``'s machinery and its work directory, so a second run skips the loading.
+``harness.py``'s machinery and its work directory, so a second run skips the loading.
 
-    .venv/bin/python benchmarks/core_scaling.py [--postgres postgresql://postgres@127.0.0.1/postgres]
+    .venv/bin/python -m benchmarks.core_scaling [--postgres postgresql://postgres@127.0.0.1/postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness as run  # noqa: E402  (the sibling module)
+from benchmarks import harness
 
 SIZES = (1_000, 100_000)
 
@@ -32,32 +30,32 @@ def main() -> None:
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "imstags-bench"
     )
     args = parser.parse_args()
-    wrk = run.ensure_wrk()
-    env = run.server_env(args.workdir)
+    wrk = harness.ensure_wrk()
+    env = harness.server_env(args.workdir)
     medians: dict[int, float] = {}
     for size in SIZES:
         if args.postgres:
-            target = run.postgres_target(args.postgres, size)
+            target = harness.postgres_target(args.postgres, size)
         else:
-            target = run.sqlite_target(args.workdir, size)
-        run.load(env, target, args.workdir, size, fresh=False)
+            target = harness.sqlite_target(args.workdir, size)
+        harness.load(env, target, args.workdir, size, fresh=False)
         credential = json.loads(
-            run.imstags(
+            harness.imstags(
                 {**env, "IMSTAGS_DATABASE_URL": target.url},
                 "credentials",
                 "create",
                 "--project-id",
-                run.PROJECT,
+                harness.PROJECT,
             ).stdout  # fmt: skip
         )
-        with run.serve(env, target, 1, args.workdir / "server.log") as server:
-            url = f"{server.base_url}/v2/{run.PROJECT}/images/tags"
-            headers = run.signed_headers("GET", url, credential["access"], credential["secret"])
-            script = run.lua_requests(
+        with harness.serve(env, target, 1, args.workdir / "server.log") as server:
+            url = f"{server.base_url}/v2/{harness.PROJECT}/images/tags"
+            headers = harness.signed_headers("GET", url, credential["access"], credential["secret"])
+            script = harness.lua_requests(
                 args.workdir / "scaling.lua", [("GET", urlsplit(url).path, headers, b"")]
             )
-            run.run_wrk(wrk, url, connections=1, duration=1, script=script)  # warm-up
-            result = run.run_wrk(wrk, url, connections=1, duration=args.duration, script=script)
+            harness.run_wrk(wrk, url, connections=1, duration=1, script=script)  # warm-up
+            result = harness.run_wrk(wrk, url, connections=1, duration=args.duration, script=script)
             if result.non_2xx or result.errors:
                 raise SystemExit(f"failed requests at N={size}: {result}")
             medians[size] = result.p50_ms

@@ -7,7 +7,7 @@ they write, restart it and check (see tests/support/crash.py): every acknowledge
 there, no unanswered write is half there, the tag aggregate equals a full recount. Prints the
 figures of each round and the totals; exit status 1 on any problem.
 
-    .venv/bin/python benchmarks/crash_safety.py --rounds 3 --writers 8 --seconds 5 \\
+    .venv/bin/python -m benchmarks.crash_safety --rounds 3 --writers 8 --seconds 5 \\
         --postgres postgresql://postgres@127.0.0.1:5432/postgres
 """
 
@@ -20,17 +20,15 @@ import tempfile
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cryptography.fernet import Fernet
+from tests.support.crash import CrashReport, crash_round
+from tests.support.databases import temporary_postgres_database
 
-from cryptography.fernet import Fernet  # noqa: E402
-from tests.support.crash import CrashReport, crash_round  # noqa: E402
-from tests.support.databases import temporary_postgres_database  # noqa: E402
-
-from imstags.domain.credentials import create_credential_tx  # noqa: E402
-from imstags.domain.secrets import SecretBox  # noqa: E402
-from imstags.settings import Settings  # noqa: E402
-from imstags.storage.database import Database  # noqa: E402
-from imstags.storage.migrate import upgrade  # noqa: E402
+from imstags.domain.credentials import create_credential_tx
+from imstags.domain.secrets import SecretBox
+from imstags.settings import Settings
+from imstags.storage.database import Database
+from imstags.storage.migrate import upgrade
 
 
 def run_on(name: str, database_url: str, workdir: Path, args: argparse.Namespace) -> CrashReport:

@@ -7,7 +7,7 @@ request signed. It prints per-operation case counts and the totals: cases, statu
 hangs and check failures (responses that break the documented schema), then the first
 failures. Exit status 1 if any 5xx, hang or check failure was seen.
 
-    .venv/bin/python benchmarks/fuzz.py --cases 1000 \\
+    .venv/bin/python -m benchmarks.fuzz --cases 1000 \\
         --postgres postgresql://postgres@127.0.0.1:5432/postgres
 """
 
@@ -21,18 +21,16 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cryptography.fernet import Fernet
+from tests.support.databases import temporary_postgres_database
+from tests.support.fuzzing import FuzzReport, fuzz
+from tests.support.server import start_server
 
-from cryptography.fernet import Fernet  # noqa: E402
-from tests.support.databases import temporary_postgres_database  # noqa: E402
-from tests.support.fuzzing import FuzzReport, fuzz  # noqa: E402
-from tests.support.server import start_server  # noqa: E402
-
-from imstags.domain.credentials import create_credential_tx  # noqa: E402
-from imstags.domain.secrets import SecretBox  # noqa: E402
-from imstags.settings import Settings  # noqa: E402
-from imstags.storage.database import Database  # noqa: E402
-from imstags.storage.migrate import upgrade  # noqa: E402
+from imstags.domain.credentials import create_credential_tx
+from imstags.domain.secrets import SecretBox
+from imstags.settings import Settings
+from imstags.storage.database import Database
+from imstags.storage.migrate import upgrade
 
 
 def run_on(database_url: str, workdir: Path, args: argparse.Namespace) -> FuzzReport:

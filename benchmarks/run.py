@@ -15,7 +15,7 @@ workload W (one project, N images, 10 tags each from 50 keys x 20 values), it lo
 It prints one table and writes every figure as JSON (``--json``). Loaded databases are kept in
 ``--workdir`` and reused by later runs (``--fresh`` reloads them).
 
-    .venv/bin/python benchmarks/run.py --sizes 1000,1000000 \\
+    .venv/bin/python -m benchmarks.run --sizes 1000,1000000 \\
         --postgres postgresql://postgres@127.0.0.1:5432/postgres --json bench.json
 """
 
@@ -35,8 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (  # noqa: E402  (the sibling module)
+from benchmarks.harness import (
     PROJECT,
     Server,
     Target,
@@ -55,6 +54,27 @@ from harness import (  # noqa: E402  (the sibling module)
 )
 
 # --- one measurement round --------------------------------------------------------------------
+
+
+def floor_and_core(
+    wrk: str, server: Server, core_script: Path, *, connections: int, duration: int, rounds: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The floor's and the core endpoint's medians over ``rounds`` runs of each, after a
+    warm-up. The runs alternate, so that other load on the machine falls on both alike."""
+    floor_url = f"{server.base_url}/_bench/floor/{PROJECT}"
+    core_url = f"{server.base_url}/v2/{PROJECT}/images/tags"
+    run_wrk(wrk, floor_url, connections=connections, duration=2)
+    run_wrk(wrk, core_url, connections=connections, duration=2, script=core_script)
+    floors, cores = [], []
+    for _ in range(rounds):
+        floors.append(
+            run_wrk(wrk, floor_url, connections=connections, duration=duration, server=server)
+        )
+        cores.append(
+            run_wrk(wrk, core_url, connections=connections, duration=duration,
+                    script=core_script, server=server)
+        )  # fmt: skip
+    return median_of(floors), median_of(cores)
 
 
 def measure(
@@ -84,18 +104,9 @@ def measure(
         core_script = lua_requests(
             workdir / "core.lua", [("GET", urlsplit(core_url).path, core_headers, b"")]
         )
-        run_wrk(wrk, floor_url, connections=connections, duration=2)  # warm-up
-        run_wrk(wrk, core_url, connections=connections, duration=2, script=core_script)
-        floors, cores = [], []
-        for _ in range(rounds):  # alternated, so that other load on the machine hits both alike
-            floors.append(
-                run_wrk(wrk, floor_url, connections=connections, duration=duration, server=server)
-            )
-            cores.append(
-                run_wrk(wrk, core_url, connections=connections, duration=duration,
-                        script=core_script, server=server)
-            )  # fmt: skip
-        figures["floor"], figures["core"] = median_of(floors), median_of(cores)
+        figures["floor"], figures["core"] = floor_and_core(
+            wrk, server, core_script, connections=connections, duration=duration, rounds=rounds
+        )
         figures["core_unloaded"] = run_wrk(
             wrk, core_url, connections=1, duration=duration, script=core_script, server=server
         ).as_dict()
@@ -206,17 +217,10 @@ def measure_workers(
             url = f"{server.base_url}/v2/{PROJECT}/images/tags"
             headers = signed_headers("GET", url, credential["access"], credential["secret"])
             script = lua_requests(workdir / "core.lua", [("GET", urlsplit(url).path, headers, b"")])
-            floor = f"{server.base_url}/_bench/floor/{PROJECT}"
-            run_wrk(wrk, url, connections=connections, duration=2, script=script)  # warm-up
-            run_wrk(wrk, floor, connections=connections, duration=2)
-            floors, cores = [], []
-            for _ in range(rounds):
-                floors.append(run_wrk(wrk, floor, connections=connections, duration=duration))
-                cores.append(
-                    run_wrk(wrk, url, connections=connections, duration=duration, script=script)
-                )
-            figures[f"core_{workers}w"] = median_of(cores)
-            figures[f"floor_{workers}w"] = median_of(floors)
+            floor, core = floor_and_core(
+                wrk, server, script, connections=connections, duration=duration, rounds=rounds
+            )
+            figures[f"core_{workers}w"], figures[f"floor_{workers}w"] = core, floor
     return figures
 
 
