@@ -108,8 +108,16 @@ class WrkResult:
         return self.__dict__.copy()
 
 
+def _found(pattern: str, text_value: str, flags: int = 0) -> re.Match[str]:
+    """The match, or an error that shows what wrk printed instead."""
+    match = re.search(pattern, text_value, flags)
+    if match is None:
+        raise RuntimeError(f"no {pattern!r} in wrk's output:\n{text_value}")
+    return match
+
+
 def _ms(text_value: str) -> float:
-    number, unit = re.match(r"([\d.]+)(us|ms|s|m)", text_value).groups()  # type: ignore[union-attr]
+    number, unit = _found(r"^([\d.]+)(us|ms|s|m)", text_value).groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
@@ -131,9 +139,9 @@ def run_wrk(
     out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
     cpu = server.cpu_seconds() - cpu_before if server else 0.0
     total = re.search(r"(\d+) requests in", out)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    rps = float(_found(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(_found(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = _ms(_found(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkResult(
@@ -213,8 +221,8 @@ def load(
     wall-clock and CPU (the importer's own, without the database server's)."""
     marker = workdir / f"loaded-{target.name}-{size}"
     if marker.exists() and not fresh:
-        wall, _, cpu = marker.read_text().partition(" ")
-        return float(wall), float(cpu or "nan")
+        wall_text, _, cpu_text = marker.read_text().partition(" ")
+        return float(wall_text), float(cpu_text or "nan")
     data = workdir / f"w-{size}.jsonl"
     if not data.exists():
         with data.open("wb") as out:

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import glanceclient
 import pytest
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 
-from tests.support.openstack import make_user
+from tests.support.openstack import keystone_session, make_user
 
 
 @pytest.fixture
 def glance(server, db, project_id):
     user = make_user(db, project_id)
-    auth = v3.Password(
-        auth_url=server.base_url + "/v3",
-        username=user.name,
-        password=user.password,
-        user_domain_name="Default",
-        project_id=user.project_id,
-    )
-    return glanceclient.Client("2", session=ks_session.Session(auth=auth))
+    return glanceclient.Client("2", session=keystone_session(server.base_url, user))
 
 
 def test_glanceclient_create_list_update_and_delete(glance):

@@ -21,7 +21,7 @@ from imstags.domain.identity import PasswordAuth, delete_user_tx
 from imstags.errors import Unauthorized
 from imstags.storage.models import Token
 from tests.support.http import assert_error
-from tests.support.openstack import OpenStackUser, make_user
+from tests.support.openstack import OpenStackUser, keystone_session, make_user
 from tests.support.server import start_server
 
 
@@ -300,14 +300,7 @@ def test_expired_token_is_401_over_http(settings, db, project_id, tmp_path, monk
 
 
 def test_keystoneauth_password_session_reaches_the_image_api(server, user):
-    auth = v3.Password(
-        auth_url=server.base_url + "/v3",
-        username=user.name,
-        password=user.password,
-        user_domain_name="Default",
-        project_id=user.project_id,
-    )
-    session = ks_session.Session(auth=auth)
+    session = keystone_session(server.base_url, user)
 
     response = session.get(
         "/v2/images", endpoint_filter={"service_type": "image", "interface": "public"}

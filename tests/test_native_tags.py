@@ -22,12 +22,10 @@ from huaweicloudsdkims.v2 import (
     ImsClient,
     TagKeyValue,
 )
-from keystoneauth1 import session as keystone_session_module
-from keystoneauth1.identity import v3
 
 from tests.conftest import new_project_id
 from tests.support.clients import ims_client
-from tests.support.openstack import connect, make_user
+from tests.support.openstack import connect, keystone_session, make_user
 from tests.support.signing import sdk_signed_headers
 from tests.support.tagging import assert_aggregate_exact, create_image, refused, summary, tags_of
 
@@ -241,14 +239,3 @@ def test_glanceclient_delete_absent_tag_is_not_found(server, openstack_user, ima
     glance = glanceclient.Client("2", session=keystone_session(server.base_url, openstack_user))
     with pytest.raises(glance_exceptions.HTTPNotFound):
         glance.image_tags.delete(image, "absent")
-
-
-def keystone_session(base_url: str, user) -> keystone_session_module.Session:
-    auth = v3.Password(
-        auth_url=base_url + "/v3",
-        username=user.name,
-        password=user.password,
-        project_id=user.project_id,
-        user_domain_name="Default",
-    )
-    return keystone_session_module.Session(auth=auth)

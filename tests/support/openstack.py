@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import openstack
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
 from openstack.connection import Connection
 
 from imstags.domain.identity import create_user_tx
@@ -30,6 +32,18 @@ def make_user(db: Database, project_id: str, *, project_name: str | None = None)
     password = "pw-" + uuid.uuid4().hex
     db.write(lambda s: create_user_tx(s, name, password, project_id, project_name))
     return OpenStackUser(name, password, project_id)
+
+
+def keystone_session(base_url: str, user: OpenStackUser) -> ks_session.Session:
+    """keystoneauth's password session against ``/v3``, as glanceclient and others use it."""
+    auth = v3.Password(
+        auth_url=base_url + "/v3",
+        username=user.name,
+        password=user.password,
+        user_domain_name="Default",
+        project_id=user.project_id,
+    )
+    return ks_session.Session(auth=auth)
 
 
 def connect(base_url: str, user: OpenStackUser) -> Connection:
