@@ -10,14 +10,24 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imstags.api.responses import JsonResponse, error_body
-from imstags.errors import BadRequest, Conflict, EmptyBody, ImsError, ServiceUnavailable
+from imstags.errors import (
+    AttributeConflict,
+    BadRequest,
+    BodyTooLarge,
+    EmptyBody,
+    ImsError,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {
-    404: ("IMG.0121", "The requested resource was not found."),
-    405: ("IMG.0105", "The operation is not supported."),
-    413: ("IMG.0001", "The request body is too large."),
+# What the framework's own refusals become (unknown path, method, body size).
+_HTTP_ERRORS: dict[int, ImsError] = {
+    404: NotFound("The requested resource was not found."),
+    405: MethodNotAllowed(),
+    413: BodyTooLarge(),
 }
 
 
@@ -39,7 +49,7 @@ def _database_error(exc: DBAPIError) -> ImsError:
     if isinstance(exc, DataError):
         return BadRequest("A value in the request cannot be stored (wrong type or too long).")
     if isinstance(exc, IntegrityError):
-        return Conflict("The request conflicts with existing data.")
+        return AttributeConflict("The request conflicts with existing data.")
     return ServiceUnavailable("The database is busy or unavailable; try again.")
 
 
@@ -52,7 +62,7 @@ def _describe_validation(exc: RequestValidationError) -> ImsError:
     for err in errors[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-    return ImsError("The request message format is invalid: " + "; ".join(parts))
+    return BadRequest("The request message format is invalid: " + "; ".join(parts))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -72,7 +82,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JsonResponse:
-        code, message = _HTTP_CODES.get(exc.status_code, ("IMG.0001", str(exc.detail)))
+        known = _HTTP_ERRORS.get(exc.status_code)
+        code, message = (known.code, known.message) if known else (BadRequest.code, str(exc.detail))
         return JsonResponse(
             error_body(code, message), status_code=exc.status_code, headers=exc.headers
         )

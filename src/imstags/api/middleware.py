@@ -11,6 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imstags.api.responses import error_body
+from imstags.errors import BadRequest, InternalError
+from imstags.errors import BodyTooLarge as BodyTooLargeError
 
 log = logging.getLogger("imstags.api")
 REQUEST_ID_HEADER = b"x-request-id"
@@ -53,7 +55,7 @@ class RequestIdMiddleware:
             if started:
                 raise
             body = orjson.dumps(
-                error_body("IMG.0061", f"Internal server error (request {request_id}).")
+                error_body(InternalError.code, f"Internal server error (request {request_id}).")
             )
             await send(
                 {
@@ -137,14 +139,14 @@ class InputLimitsMiddleware:
         refusal = self._check_head(scope)
         if refusal is not None:
             status, message = refusal
-            await _send_error(send, status, "IMG.0001", message)
+            await _send_error(send, status, message)
             return
         declared = _content_length(scope)
         if declared is not None and declared < 0:
-            await _send_error(send, 400, "IMG.0001", "The Content-Length header is invalid.")
+            await _send_error(send, 400, "The Content-Length header is invalid.")
             return
         if declared is not None and declared > self.max_body_bytes:
-            await _send_error(send, 413, "IMG.0001", self._too_large_message())
+            await _send_error(send, BodyTooLargeError.status, self._too_large_message())
             return
         started = False
 
@@ -159,7 +161,7 @@ class InputLimitsMiddleware:
             # Only reached when the body was read outside FastAPI's handlers (middleware).
             if started:
                 raise
-            await _send_error(send, exc.status_code, "IMG.0001", str(exc.detail))
+            await _send_error(send, exc.status_code, str(exc.detail))
 
     def _too_large_message(self) -> str:
         return f"The request body is larger than {self.max_body_bytes} bytes."
@@ -241,8 +243,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_error(send: Send, status: int, code: str, message: str) -> None:
-    body = orjson.dumps(error_body(code, message))
+async def _send_error(send: Send, status: int, message: str) -> None:
+    """A refusal of the request's head or body framing: always the format code IMG.0001."""
+    body = orjson.dumps(error_body(BadRequest.code, message))
     await send(
         {
             "type": "http.response.start",

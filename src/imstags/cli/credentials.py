@@ -15,6 +15,7 @@ from imstags.cli.common import (
     pass_context,
     secret_box,
 )
+from imstags.errors import ImsError
 
 
 @click.group()
@@ -35,7 +36,7 @@ def create(ctx: Context, project_id: str, description: str) -> None:
     box = secret_box(settings)
     try:
         issued = database.write(lambda s: create_credential_tx(s, box, project_id, description))
-    except ValueError as exc:
+    except ImsError as exc:
         raise click.BadParameter(str(exc), param_hint="--project-id") from exc
     finally:
         database.dispose()

@@ -7,6 +7,7 @@ import json
 import click
 
 from imstags.cli.common import Context, database_of, delete_one, echo_json_lines, pass_context
+from imstags.errors import ImsError
 
 
 @click.group()
@@ -37,7 +38,7 @@ def create(
             user = database.write(
                 lambda s: create_user_tx(s, name, password, project_id, project_name)
             )
-    except ValueError as exc:
+    except ImsError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
         json.dumps(

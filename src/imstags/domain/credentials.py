@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from imstags.domain.projects import check_project_id
 from imstags.domain.secrets import SecretBox
 from imstags.storage.models import Credential
 
@@ -36,8 +37,7 @@ class StoredCredential:
 def create_credential_tx(
     session: Session, box: SecretBox, project_id: str, description: str = ""
 ) -> IssuedCredential:
-    if not project_id or len(project_id) > 64:
-        raise ValueError("A project id is 1 to 64 characters.")
+    check_project_id(project_id)
     access = "".join(secrets.choice(_AK_ALPHABET) for _ in range(AK_LENGTH))
     secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(SK_LENGTH))
     session.add(

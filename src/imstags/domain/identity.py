@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from imstags.domain.projects import check_project_id, name_project_tx, project_name, resolve_project
-from imstags.errors import Unauthorized
+from imstags.errors import AttributeConflict, BadRequest, Unauthorized
 from imstags.storage.models import Token, User
 
 DOMAIN_ID = "default"
@@ -83,14 +83,15 @@ def create_user_tx(
     project_id: str,
     project_name_: str | None = None,
 ) -> UserInfo:
-    """A new enabled user of ``project_id``; ``ValueError`` for bad or duplicate input."""
+    """A new enabled user of ``project_id``; ``BadRequest`` or ``AttributeConflict`` for bad
+    or duplicate input."""
     if not name or len(name) > USER_NAME_MAX_LENGTH:
-        raise ValueError(f"A user name is 1 to {USER_NAME_MAX_LENGTH} characters.")
+        raise BadRequest(f"A user name is 1 to {USER_NAME_MAX_LENGTH} characters.")
     if not password or len(password) > PASSWORD_MAX_LENGTH:
-        raise ValueError(f"A password is 1 to {PASSWORD_MAX_LENGTH} characters.")
+        raise BadRequest(f"A password is 1 to {PASSWORD_MAX_LENGTH} characters.")
     check_project_id(project_id)
     if session.scalar(select(User.id).where(User.name == name)) is not None:
-        raise ValueError(f"A user named '{name}' already exists.")
+        raise AttributeConflict(f"A user named '{name}' already exists.")
     name_project_tx(session, project_id, project_name_)
     user = User(
         id=uuid.uuid4().hex,

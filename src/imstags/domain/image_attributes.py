@@ -15,7 +15,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from imstags.errors import BadRequest, Forbidden
+from imstags.errors import (
+    BadRequest,
+    DescriptionTooLong,
+    Forbidden,
+    ImageNameMissing,
+    ImageNameTooLong,
+    ImsError,
+    InvalidDescription,
+    InvalidFirmwareType,
+    InvalidImageName,
+    InvalidImageType,
+    InvalidOsType,
+    InvalidSize,
+    UnsupportedDiskFormat,
+)
 
 # Attributes the server sets; a client that tries to write one gets 403, as from Glance.
 READ_ONLY = frozenset(
@@ -85,8 +99,8 @@ def check_value(name: str, value: Any) -> Any:
         raise Forbidden(f"Attribute '{name}' is read-only.")
     if name == "name":
         if not isinstance(value, str) or len(value) > NAME_MAX_LENGTH:
-            raise BadRequest(
-                f"name must be a string of at most {NAME_MAX_LENGTH} characters.", code="IMG.0002"
+            raise ImageNameTooLong(
+                f"name must be a string of at most {NAME_MAX_LENGTH} characters."
             )
         return value
     if name == "protected":
@@ -96,12 +110,12 @@ def check_value(name: str, value: Any) -> Any:
     if name in ("min_disk", "min_ram"):
         top = MIN_DISK_MAX_GB if name == "min_disk" else 2**31 - 1
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
-            raise BadRequest(f"{name} must be an integer from 0 to {top}.", code="IMG.0055")
+            raise InvalidSize(f"{name} must be an integer from 0 to {top}.")
         return value
     if name in _ENUMS:
-        allowed, code = _ENUMS[name]
+        allowed, error = _ENUMS[name]
         if value not in allowed:
-            raise BadRequest(f"{name} must be one of: {', '.join(allowed)}.", code=code)
+            raise error(f"{name} must be one of: {', '.join(allowed)}.")
         return value
     if name in _COLUMN_WIDTHS:
         width = _COLUMN_WIDTHS[name]
@@ -111,13 +125,13 @@ def check_value(name: str, value: Any) -> Any:
     return check_property(name, value)
 
 
-_ENUMS: dict[str, tuple[tuple[str, ...], str]] = {
-    "disk_format": (DISK_FORMATS, "IMG.0072"),
-    "container_format": (CONTAINER_FORMATS, "IMG.0001"),
-    "visibility": (VISIBILITIES, "IMG.0001"),
-    "__imagetype": (IMAGE_TYPES, "IMG.0024"),
-    "__os_type": (OS_TYPES, "IMG.0122"),
-    "virtual_env_type": (VIRTUAL_ENV_TYPES, "IMG.0001"),
+_ENUMS: dict[str, tuple[tuple[str, ...], type[ImsError]]] = {
+    "disk_format": (DISK_FORMATS, UnsupportedDiskFormat),
+    "container_format": (CONTAINER_FORMATS, BadRequest),
+    "visibility": (VISIBILITIES, BadRequest),
+    "__imagetype": (IMAGE_TYPES, InvalidImageType),
+    "__os_type": (OS_TYPES, InvalidOsType),
+    "virtual_env_type": (VIRTUAL_ENV_TYPES, BadRequest),
 }
 
 
@@ -130,7 +144,7 @@ def check_property(name: str, value: Any) -> str:
     if name == "__description":
         check_description(value)
     elif name == "hw_firmware_type" and value not in FIRMWARE_TYPES:
-        raise BadRequest("The value of hw_firmware_type is not uefi or bios.", code="IMG.0141")
+        raise InvalidFirmwareType()
     elif len(value) > PROPERTY_VALUE_MAX_LENGTH:
         raise BadRequest(
             f"The value of property '{name}' is longer than {PROPERTY_VALUE_MAX_LENGTH} characters."
@@ -140,19 +154,19 @@ def check_property(name: str, value: Any) -> str:
 
 def check_description(value: str) -> None:
     if len(value) > DESCRIPTION_MAX_LENGTH:
-        raise BadRequest("The description contains more than 1024 characters.", code="IMG.0004")
+        raise DescriptionTooLong()
     if any(ch in value for ch in "\r\n<>"):
-        raise BadRequest("The image description format is invalid.", code="IMG.0054")
+        raise InvalidDescription()
 
 
 def check_ims_name(value: Any) -> str:
     """The stricter name rule of the IMS extension API (image_attributes.rst)."""
     if not isinstance(value, str) or not value:
-        raise BadRequest("The image name is not specified.", code="IMG.0013")
+        raise ImageNameMissing()
     if len(value) > IMS_NAME_MAX_LENGTH:
-        raise BadRequest("The image name contains more than 128 characters.", code="IMG.0002")
+        raise ImageNameTooLong()
     if value != value.strip() or not _IMS_NAME_RE.match(value):
-        raise BadRequest("The image name format is invalid.", code="IMG.0003")
+        raise InvalidImageName()
     return value
 
 

@@ -27,7 +27,7 @@ from imstags.domain.tags import (
     replace_image_tags,
     validate_native_tag,
 )
-from imstags.errors import BadRequest, Forbidden
+from imstags.errors import AttributeConflict, BadRequest, Forbidden, NotSupported
 from imstags.storage.tag_rows import TagRows
 
 OPS = ("add", "replace", "remove")
@@ -134,9 +134,7 @@ def apply_patch_tx(
 def _patched_tags(tags: list[Any], operation: PatchOperation, flavour: Flavour) -> list[Any]:
     """The tag list after one operation on ``/tags`` or on one element ``/tags/<n>``."""
     if flavour == "ims":
-        raise BadRequest(
-            "Tags cannot be changed here; use the image tagging APIs.", code="IMG.0105"
-        )
+        raise NotSupported("Tags cannot be changed here; use the image tagging APIs.")
     op, index, value = operation.op, operation.index, operation.value
     if index is None:
         if op == "remove":
@@ -148,7 +146,7 @@ def _patched_tags(tags: list[Any], operation: PatchOperation, flavour: Flavour) 
     position = len(result) if index == "-" else int(index)
     limit = len(result) if op == "add" else len(result) - 1
     if position > limit or (index == "-" and op != "add"):
-        raise BadRequest(f"The tag list has no element {index}.", code="IMG.0035")
+        raise AttributeConflict(f"The tag list has no element {index}.")
     if op == "add":
         result.insert(position, value)
     elif op == "replace":
@@ -165,7 +163,7 @@ def _patched_column(operation: PatchOperation, flavour: Flavour) -> Any:
     value = operation.value
     if flavour == "ims":
         if name not in IMS_COLUMNS:
-            raise BadRequest(f"Attribute '{name}' cannot be updated.", code="IMG.0105")
+            raise NotSupported(f"Attribute '{name}' cannot be updated.")
         if name == "name":
             return attrs.check_ims_name(value)
         value = _ims_integer(name, value)
@@ -189,7 +187,7 @@ def _patch_property(
         raise BadRequest("Extension attribute names cannot contain uppercase letters.")
     exists = name in properties
     if operation.op in ("replace", "remove") and not exists:
-        raise BadRequest(f"The image has no attribute '{name}' to {operation.op}.", code="IMG.0035")
+        raise AttributeConflict(f"The image has no attribute '{name}' to {operation.op}.")
     if operation.op == "remove":
         del properties[name]
         return

@@ -23,7 +23,12 @@ from imstags.domain.tags import (
     replace_image_tags,
     validate_native_tag,
 )
-from imstags.errors import BadRequest, ImageNotFound, ImageProtected, TagQuotaExceeded
+from imstags.errors import (
+    AttributeConflict,
+    ImageNotFound,
+    ImageProtected,
+    TagQuotaExceeded,
+)
 from imstags.storage.models import Image
 from imstags.storage.tag_rows import TagRows
 
@@ -66,7 +71,7 @@ def create_image_tx(
     now = utcnow()
     new_id = image_id or str(uuid.uuid4())
     if image_id is not None and session.get(Image, image_id) is not None:
-        raise BadRequest(f"An image with ID {image_id} already exists.", code="IMG.0035")
+        raise AttributeConflict(f"An image with ID {image_id} already exists.")
     image = Image(
         id=new_id,
         project_id=project_id,

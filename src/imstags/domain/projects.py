@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from imstags.errors import AttributeConflict, BadRequest, InvalidProjectId
 from imstags.storage.models import Image, Project
 
 PROJECT_ID_MAX_LENGTH = 64
@@ -36,7 +37,7 @@ def visible_to(project_id: str, *, by_index: bool = True) -> ColumnElement[bool]
 
 def check_project_id(project_id: str) -> str:
     if not project_id or len(project_id) > PROJECT_ID_MAX_LENGTH:
-        raise ValueError(f"A project id is 1 to {PROJECT_ID_MAX_LENGTH} characters.")
+        raise InvalidProjectId(f"A project id is 1 to {PROJECT_ID_MAX_LENGTH} characters.")
     return project_id
 
 
@@ -44,12 +45,12 @@ def name_project_tx(session: Session, project_id: str, name: str | None) -> None
     """Record the project (and its name, when given) so that it can be scoped to by name."""
     check_project_id(project_id)
     if name is not None and not 0 < len(name) <= PROJECT_NAME_MAX_LENGTH:
-        raise ValueError(f"A project name is 1 to {PROJECT_NAME_MAX_LENGTH} characters.")
+        raise BadRequest(f"A project name is 1 to {PROJECT_NAME_MAX_LENGTH} characters.")
     project = session.get(Project, project_id)
     if name is not None:
         holder = session.scalar(select(Project).where(Project.name == name))
         if holder is not None and holder.id != project_id:
-            raise ValueError(f"The project name '{name}' is already taken by {holder.id}.")
+            raise AttributeConflict(f"The project name '{name}' is already taken by {holder.id}.")
     if project is None:
         session.add(Project(id=project_id, name=name, created_at=datetime.now(UTC)))
     elif name is not None:

@@ -22,7 +22,7 @@ from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import Authenticated
 from imstags.domain import image_patch, image_queries, images
 from imstags.domain.image_attributes import split_create_body
-from imstags.errors import BadRequest, ImageNotFound, NotSupported
+from imstags.errors import BadRequest, EmptyBody, ImageNotFound, NotSupported
 
 router = APIRouter(tags=["Images (native OpenStack)"])
 
@@ -182,7 +182,7 @@ async def update_image(
 
 def _json(raw: bytes) -> Any:
     if not raw:
-        raise BadRequest("The request body is empty.", code="IMG.0007")
+        raise EmptyBody()
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
