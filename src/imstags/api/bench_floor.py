@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from imstags.api.ims.summary_cache import SummaryBody
+from imstags.services.tag_summary import SummaryBody
 
 router = APIRouter(include_in_schema=False)
 _bodies: dict[str, SummaryBody] = {}

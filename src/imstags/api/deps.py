@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 if TYPE_CHECKING:
-    from imstags.api.app import Services
+    from imstags.services.container import Services
 
 
 async def get_services(request: Request) -> Services:

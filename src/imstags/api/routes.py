@@ -18,7 +18,7 @@ from imstags.api.openstack import tags as openstack_tags
 from imstags.api.openstack import versions as openstack_versions
 
 if TYPE_CHECKING:
-    from imstags.api.app import Services
+    from imstags.services.container import Services
 
 
 def include_routers(app: FastAPI, services: Services) -> None:

@@ -22,12 +22,11 @@ from pydantic import BaseModel, ConfigDict
 from imstags.api.deps import ServicesDep
 from imstags.api.links import public_base_url
 from imstags.api.responses import ERROR_RESPONSES, JsonResponse, no_content
-from imstags.api.security import Authenticated, Principal, TokenValidator
+from imstags.api.security import Authenticated, Principal
 from imstags.domain import identity
 from imstags.domain.throttle import user_key
 from imstags.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from imstags.settings import Settings
-from imstags.storage.database import Database
 
 router = APIRouter(tags=["Identity (Keystone v3)"])
 
@@ -328,18 +327,3 @@ def revoke_token(
     subject = x_subject_token or ""
     services.db.write(lambda s: identity.revoke_token_tx(s, subject))
     return no_content()
-
-
-def token_validator(db: Database) -> TokenValidator:
-    """The :class:`~imstags.api.security.Authenticator`'s check of ``X-Auth-Token``.
-
-    One primary-key read per request, no cache: a revoked token stops working at once, in
-    every process.
-    """
-
-    def validate(token: str) -> Principal:
-        with db.read() as session:
-            info = identity.validate_token(session, token)
-        return Principal(project_id=info.project_id, method="token", user_id=info.user_id)
-
-    return validate

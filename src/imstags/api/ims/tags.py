@@ -20,12 +20,12 @@ from imstags.api.security import (
     AUTHENTICATES_IN_HANDLER,
     ProjectScoped,
     project_principal,
-    raw_header,
 )
 from imstags.domain import tagging
+from imstags.services.auth import raw_header
 
 if TYPE_CHECKING:
-    from imstags.api.app import Services
+    from imstags.services.container import Services
 
 router = APIRouter(tags=["Image tagging (IMS)"])
 
