@@ -17,7 +17,7 @@ import pytest
 from huaweicloudsdkims.v2 import ListImagesTagsRequest
 from sqlalchemy import func, select, text
 
-from imstags.domain.tags import recount_project_tags, stored_counts
+from imstags.domain.tags.summary import recount_project_tags, stored_counts
 from imstags.storage.models import Image
 from tests.support.clients import ims_client
 from tests.support.server import server_environment

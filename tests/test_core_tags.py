@@ -17,7 +17,7 @@ from huaweicloudsdkims.v2 import (
     TagKeyValue,
 )
 
-from imstags.domain.tags import recount_project_tags, stored_counts
+from imstags.domain.tags.summary import recount_project_tags, stored_counts
 from tests.conftest import new_project_id
 from tests.support.clients import ims_client
 

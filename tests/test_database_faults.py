@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from imstags.domain.credentials import IssuedCredential, create_credential_tx
 from imstags.domain.secrets import SecretBox
-from imstags.domain.tags import recount_project_tags, stored_counts
+from imstags.domain.tags.summary import recount_project_tags, stored_counts
 from imstags.settings import Settings
 from imstags.storage.database import Database
 from imstags.storage.migrate import upgrade

@@ -28,8 +28,8 @@ from huaweicloudsdkims.v2 import (
     UpdateImageRequestBody,
 )
 
-from imstags.domain.image_attributes import split_create_body
-from imstags.domain.images import create_image_tx
+from imstags.domain.images.attributes import split_create_body
+from imstags.domain.images.records import create_image_tx
 from tests.support.clients import ims_client
 from tests.support.http import assert_error, signed_request
 

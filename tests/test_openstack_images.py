@@ -14,7 +14,7 @@ from huaweicloudsdkims.v2 import ListImagesTagsRequest
 from openstack import exceptions as os_exceptions
 from sqlalchemy import insert
 
-from imstags.domain.images import create_image_tx, utcnow
+from imstags.domain.images.records import create_image_tx, utcnow
 from imstags.storage.models import Image
 from tests.support.clients import ims_client
 from tests.support.openstack import connect, make_user

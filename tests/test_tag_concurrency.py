@@ -25,10 +25,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from imstags.domain import images as images_domain
-from imstags.domain import tagging
 from imstags.domain.credentials import IssuedCredential
-from imstags.domain.tags import MAX_TAGS_PER_IMAGE, recount_project_tags, stored_counts
+from imstags.domain.images import records as images_domain
+from imstags.domain.tags import operations as tagging
+from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
+from imstags.domain.tags.summary import recount_project_tags, stored_counts
 from imstags.storage.models import ImageTag
 from tests.conftest import new_project_id
 from tests.support.clients import ims_client

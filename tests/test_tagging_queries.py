@@ -303,8 +303,8 @@ def test_resource_instances_single_tag_plans_agree_with_general_query(
     """A single-tag query is planned from the aggregate and paged from the by-tag index (or
     by sorting the matches, or walking the images in order); every plan gives, page by page,
     what the general query gives: newest first, each match once."""
-    from imstags.domain import tag_queries
-    from imstags.domain.images import create_image_tx
+    from imstags.domain.images.records import create_image_tx
+    from imstags.domain.tags import query_by_tag as tag_queries
 
     def create(tags: list[str]) -> None:
         db.write(lambda s: create_image_tx(s, project_id, {"name": "q"}, tags, {}))

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import select
 
 from imstags.domain.credentials import IssuedCredential
-from imstags.domain.tags import recount_project_tags, stored_counts
+from imstags.domain.tags.summary import recount_project_tags, stored_counts
 from imstags.settings import Settings
 from imstags.storage.database import Database
 from imstags.storage.models import Image, ImageTag

@@ -15,7 +15,7 @@ from huaweicloudsdkims.v2 import (
     ListImageTagsRequest,
 )
 
-from imstags.domain.tags import recount_project_tags, stored_counts
+from imstags.domain.tags.summary import recount_project_tags, stored_counts
 from imstags.storage.database import Database
 
 

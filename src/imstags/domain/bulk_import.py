@@ -34,12 +34,9 @@ import orjson
 from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
-from imstags.domain.tags import (
-    check_tag_quota,
-    tag_new_images,
-    validate_native_tag,
-    validate_tag,
-)
+from imstags.domain.tags.native import validate_native_tag
+from imstags.domain.tags.rules import validate_tag
+from imstags.domain.tags.write_path import check_tag_quota, tag_new_images
 from imstags.errors import ImsError, InvalidTag
 from imstags.storage.database import Database
 from imstags.storage.models import Image

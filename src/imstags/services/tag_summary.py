@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from imstags.domain.tags import project_tag_summary, tags_version
+from imstags.domain.tags.summary import project_tag_summary, tags_version
 from imstags.storage.database import Database
 from imstags.storage.models import TagVersion
 

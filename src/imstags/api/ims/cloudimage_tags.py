@@ -16,7 +16,8 @@ from imstags.api.deps import ServicesDep
 from imstags.api.ims.tags import NewTag, TagEntry
 from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import Authenticated, ProjectScoped
-from imstags.domain import tag_listing, tagging
+from imstags.domain.tags import operations as tagging
+from imstags.domain.tags import v1_listing as tag_listing
 
 router = APIRouter(tags=["Image tagging (IMS)"])
 

@@ -16,7 +16,9 @@ from imstags.api.deps import ServicesDep
 from imstags.api.openstack.documents import ImageDocument, render_image
 from imstags.api.responses import JsonResponse
 from imstags.api.security import Authenticated
-from imstags.domain import image_patch, image_queries, images
+from imstags.domain.images import listing as image_queries
+from imstags.domain.images import patch as image_patch
+from imstags.domain.images import records as images
 from imstags.errors import ImageNotFound
 
 router = APIRouter(tags=["Images (IMS)"])

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from imstags.api.deps import ServicesDep
 from imstags.api.responses import JsonResponse
 from imstags.api.security import ProjectScoped
-from imstags.domain import tag_queries
+from imstags.domain.tags import query_by_tag as tag_queries
 
 router = APIRouter(tags=["Image tagging (IMS)"])
 

@@ -21,7 +21,7 @@ from imstags.api.security import (
     ProjectScoped,
     project_principal,
 )
-from imstags.domain import tagging
+from imstags.domain.tags import operations as tagging
 from imstags.services.auth import raw_header
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from imstags.domain.images import ImageRecord
-from imstags.domain.tags import format_native_tag
+from imstags.domain.images.records import ImageRecord
+from imstags.domain.tags.native import format_native_tag
 
 
 class ImageDocument(BaseModel):

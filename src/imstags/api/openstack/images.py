@@ -20,8 +20,10 @@ from imstags.api.openstack.documents import ImageDocument, render_image
 from imstags.api.openstack.schemas import image_schema
 from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import Authenticated
-from imstags.domain import image_patch, image_queries, images
-from imstags.domain.image_attributes import split_create_body
+from imstags.domain.images import listing as image_queries
+from imstags.domain.images import patch as image_patch
+from imstags.domain.images import records as images
+from imstags.domain.images.attributes import split_create_body
 from imstags.errors import BadRequest, EmptyBody, ImageNotFound, NotSupported
 
 router = APIRouter(tags=["Images (native OpenStack)"])

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imstags.api.responses import JsonResponse
 from imstags.api.security import Authenticated
-from imstags.domain import image_attributes as attrs
-from imstags.domain.tags import NATIVE_TAG_MAX_LENGTH
+from imstags.domain.images import attributes as attrs
+from imstags.domain.tags.native import NATIVE_TAG_MAX_LENGTH
 
 router = APIRouter(tags=["Image schemas (native OpenStack)"])
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Response
 from imstags.api.deps import ServicesDep
 from imstags.api.responses import no_content
 from imstags.api.security import Authenticated
-from imstags.domain import tagging
+from imstags.domain.tags import operations as tagging
 
 router = APIRouter(tags=["Image tags (native OpenStack)"])
 

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from imstags.domain.projects import visible_to
-from imstags.domain.tags import tags_of_images
+from imstags.domain.tags.write_path import tags_of_images
 from imstags.errors import BadRequest, InvalidTag
 from imstags.storage.models import Image, ImageTag, TagCount
 

@@ -16,22 +16,18 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from imstags.domain.images import is_well_formed_id
+from imstags.domain.images.records import is_well_formed_id
 from imstags.domain.projects import visible_to
-from imstags.domain.tags import (
+from imstags.domain.tags.native import NATIVE_SEPARATOR, parse_native_tag, validate_native_tag
+from imstags.domain.tags.rules import (
     KEY_MAX_LENGTH,
-    NATIVE_SEPARATOR,
     VALUE_MAX_LENGTH,
     TagFilter,
-    image_tags,
-    locked_image_tags,
-    parse_native_tag,
-    replace_image_tags,
-    validate_native_tag,
     validate_tag,
     validate_tag_filters,
     validate_tags_to_write,
 )
+from imstags.domain.tags.write_path import image_tags, locked_image_tags, replace_image_tags
 from imstags.errors import BadRequest, ImageNotFound, InvalidImageId, InvalidTag, TagNotFound
 from imstags.storage.database import Database
 from imstags.storage.models import Image

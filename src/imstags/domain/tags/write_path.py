@@ -14,8 +14,7 @@ no deadlocks among tag writers. The statements themselves are in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,121 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imstags.domain.projects import visible_to
-from imstags.errors import ImageNotFound, InvalidTag, TagQuotaExceeded
-from imstags.storage.models import Image, ImageTag, TagCount, TagVersion
+from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
+from imstags.errors import ImageNotFound, TagQuotaExceeded
+from imstags.storage.models import Image, ImageTag
 from imstags.storage.tag_rows import TagRows
-
-MAX_TAGS_PER_IMAGE = 10
-KEY_MAX_LENGTH = 36
-VALUE_MAX_LENGTH = 43
-# Deleting is lenient: only lengths are checked, and longer ones (reference: batch delete).
-DELETE_KEY_MAX_LENGTH = 127
-DELETE_VALUE_MAX_LENGTH = 255
-# A native OpenStack tag is one string; "key=value" maps to an IMS key/value pair.
-NATIVE_SEPARATOR = "="
-NATIVE_TAG_MAX_LENGTH = 255
-
-
-@dataclass(frozen=True)
-class TagFilter:
-    """A tag named for deletion: ``value=None`` matches the key whatever its value."""
-
-    key: str
-    value: str | None = None
-
-
-def _has_control_chars(text: str) -> bool:
-    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
-
-
-def validate_tag(key: object, value: object) -> tuple[str, str]:
-    """Check one key/value pair to be written; returns it with outer spaces removed.
-
-    The reference trims leading and trailing spaces of keys and values and limits them to 36
-    and 43 characters; a key must not be empty. Control characters are refused, and so is
-    ``=`` in a key, since "key=value" is how the tag reads through the native OpenStack API.
-    """
-    if not isinstance(key, str):
-        raise InvalidTag("The tag key must be a string.")
-    if value is None:
-        raise InvalidTag(f"The tag '{key}' has no value; a key-only tag has the value \"\".")
-    if not isinstance(value, str):
-        raise InvalidTag("The tag value must be a string.")
-    key, value = key.strip(), value.strip()
-    if not key:
-        raise InvalidTag("The tag key cannot be empty.")
-    if len(key) > KEY_MAX_LENGTH:
-        raise InvalidTag(f"The tag key '{key}' is longer than {KEY_MAX_LENGTH} characters.")
-    if len(value) > VALUE_MAX_LENGTH:
-        raise InvalidTag(
-            f"The value of tag key '{key}' is longer than {VALUE_MAX_LENGTH} characters."
-        )
-    if NATIVE_SEPARATOR in key:
-        raise InvalidTag(f"The tag key '{key}' must not contain '{NATIVE_SEPARATOR}'.")
-    if _has_control_chars(key) or _has_control_chars(value):
-        raise InvalidTag("The tag key and value must not contain control characters.")
-    return key, value
-
-
-def validate_tags_to_write(tags: Iterable[tuple[object, object]]) -> dict[str, str]:
-    """Validate a request's tags to add: keys must be unique within the request."""
-    result: dict[str, str] = {}
-    for raw_key, raw_value in tags:
-        key, value = validate_tag(raw_key, raw_value)
-        if key in result:
-            raise InvalidTag(f"The tag key '{key}' occurs more than once in the request.")
-        result[key] = value
-    return result
-
-
-def validate_tag_filters(tags: Iterable[tuple[object, object]]) -> list[TagFilter]:
-    """Validate a request's tags to delete: characters are not checked, lengths are."""
-    filters: list[TagFilter] = []
-    for key, value in tags:
-        if not isinstance(key, str) or not key.strip():
-            raise InvalidTag("The tag key cannot be empty.")
-        if len(key) > DELETE_KEY_MAX_LENGTH:
-            raise InvalidTag(f"The tag key is longer than {DELETE_KEY_MAX_LENGTH} characters.")
-        if value is not None and not isinstance(value, str):
-            raise InvalidTag("The tag value must be a string.")
-        if value is not None and len(value) > DELETE_VALUE_MAX_LENGTH:
-            raise InvalidTag(f"The tag value is longer than {DELETE_VALUE_MAX_LENGTH} characters.")
-        filters.append(TagFilter(key, value))
-    return filters
-
-
-# --- native OpenStack string tags ------------------------------------------------------------
-
-
-def parse_native_tag(tag: str) -> tuple[str, str]:
-    """``"k=v"`` is key k with value v; ``"k"`` is key k with the empty value."""
-    key, _, value = tag.partition(NATIVE_SEPARATOR)
-    return key, value
-
-
-def format_native_tag(key: str, value: str) -> str:
-    return f"{key}{NATIVE_SEPARATOR}{value}" if value else key
-
-
-def validate_native_tag(tag: object) -> tuple[str, str]:
-    """A native tag string (image creation, PATCH, native PUT): ``"k=v"`` or ``"k"``.
-
-    The native format limits the whole string to 1-255 characters (image_tag_format.rst,
-    creating_image_metadata); the IMS limits of 36/43 are those of tags written through the
-    IMS APIs. Key and value lose their outer spaces, as IMS tags do; the key must not be
-    empty; control characters are refused.
-    """
-    if not isinstance(tag, str) or not tag:
-        raise InvalidTag("A tag must be a non-empty string.")
-    if len(tag) > NATIVE_TAG_MAX_LENGTH:
-        raise InvalidTag(f"A tag is 1 to {NATIVE_TAG_MAX_LENGTH} characters long.")
-    key, value = (part.strip() for part in parse_native_tag(tag))
-    if not key:
-        raise InvalidTag("The key of a tag (before any '=') must not be empty.")
-    if _has_control_chars(tag):
-        raise InvalidTag("A tag must not contain control characters.")
-    return key, value
-
 
 # --- reading and locking ---------------------------------------------------------------------
 
@@ -290,49 +178,3 @@ def tag_new_images(
             connection.exec_driver_sql(statement, rows)
         TagRows.of(session).adjust_counts(project_id, _in_lock_order(deltas))
     return len(rows)
-
-
-# --- the aggregate ---------------------------------------------------------------------------
-
-
-def tags_version(session: Session, project_id: str) -> int:
-    version = session.scalar(select(TagVersion.version).where(TagVersion.project_id == project_id))
-    return version or 0
-
-
-def project_tag_summary(session: Session, project_id: str) -> list[dict[str, object]]:
-    """Every key of the project's images with its distinct values.
-
-    Keys in ascending code-point order, each key's values likewise (the order is ours, the
-    reference names none; sorting here rather than in SQL keeps it the same on every database).
-    """
-    grouped: dict[str, list[str]] = {}
-    rows = session.execute(
-        select(TagCount.key, TagCount.value).where(
-            TagCount.project_id == project_id, TagCount.image_count > 0
-        )
-    )
-    for key, value in rows:
-        grouped.setdefault(key, []).append(value)
-    return [{"key": key, "values": sorted(grouped[key])} for key in sorted(grouped)]
-
-
-def recount_project_tags(session: Session, project_id: str) -> dict[tuple[str, str], int]:
-    """A full recount from ``image_tags`` (for checks and repair, never on the request path)."""
-    from sqlalchemy import func
-
-    rows = session.execute(
-        select(ImageTag.key, ImageTag.value, func.count())
-        .where(ImageTag.project_id == project_id)
-        .group_by(ImageTag.key, ImageTag.value)
-    )
-    return {(key, value): count for key, value, count in rows}
-
-
-def stored_counts(session: Session, project_id: str) -> dict[tuple[str, str], int]:
-    rows = session.execute(
-        select(TagCount.key, TagCount.value, TagCount.image_count).where(
-            TagCount.project_id == project_id
-        )
-    )
-    return {(key, value): count for key, value, count in rows}

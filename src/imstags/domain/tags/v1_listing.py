@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
-from imstags.domain import image_queries
+from imstags.domain.images import listing as image_queries
 from imstags.domain.projects import visible_to
-from imstags.domain.tags import format_native_tag
+from imstags.domain.tags.native import format_native_tag
 from imstags.errors import BadRequest
 from imstags.storage.models import Image, ImageTag
 

@@ -14,15 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from imstags.domain.image_attributes import COLUMNS
+from imstags.domain.images.attributes import COLUMNS
 from imstags.domain.projects import visible_to
-from imstags.domain.tags import (
-    MAX_TAGS_PER_IMAGE,
-    image_tags,
-    lock_image,
-    replace_image_tags,
-    validate_native_tag,
-)
+from imstags.domain.tags.native import validate_native_tag
+from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
+from imstags.domain.tags.write_path import image_tags, lock_image, replace_image_tags
 from imstags.errors import (
     AttributeConflict,
     ImageNotFound,

@@ -18,15 +18,10 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from imstags.domain import image_attributes as attrs
-from imstags.domain.images import ImageRecord, utcnow
-from imstags.domain.tags import (
-    format_native_tag,
-    image_tags,
-    lock_image,
-    replace_image_tags,
-    validate_native_tag,
-)
+from imstags.domain.images import attributes as attrs
+from imstags.domain.images.records import ImageRecord, utcnow
+from imstags.domain.tags.native import format_native_tag, validate_native_tag
+from imstags.domain.tags.write_path import image_tags, lock_image, replace_image_tags
 from imstags.errors import AttributeConflict, BadRequest, Forbidden, NotSupported
 from imstags.storage.tag_rows import TagRows
 

@@ -23,10 +23,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from imstags.domain.image_attributes import COLUMNS
-from imstags.domain.images import ImageRecord, is_well_formed_id
+from imstags.domain.images.attributes import COLUMNS
+from imstags.domain.images.records import ImageRecord, is_well_formed_id
 from imstags.domain.projects import visible_to
-from imstags.domain.tags import NATIVE_TAG_MAX_LENGTH, parse_native_tag, tags_of_images
+from imstags.domain.tags.native import NATIVE_TAG_MAX_LENGTH, parse_native_tag
+from imstags.domain.tags.write_path import tags_of_images
 from imstags.errors import BadRequest
 from imstags.storage.models import Image, ImageTag, TagCount
 
