@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 
 from imstags.domain.credentials import IssuedCredential
 from imstags.domain.images import records as images_domain
-from imstags.domain.tags import operations as tagging
+from imstags.domain.tags import operations
 from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
 from imstags.domain.tags.summary import recount_project_tags, stored_counts
 from imstags.storage.models import ImageTag
@@ -201,7 +201,11 @@ def test_concurrent_value_swaps_take_counter_locks_in_one_order(db, caplog):
             for _ in range(40):
                 image = rng.choice(images)
                 value = rng.choice(["a", "b"])
-                tagging.batch_action(db, project, image, "create", [("k", value), ("j", value)])
+                db.write_tags(
+                    operations.plan_batch_action(
+                        project, image, "create", [("k", value), ("j", value)]
+                    )
+                )
         except BaseException as exc:
             failures.append(exc)
 

@@ -304,7 +304,7 @@ def test_resource_instances_single_tag_plans_agree_with_general_query(
     by sorting the matches, or walking the images in order); every plan gives, page by page,
     what the general query gives: newest first, each match once."""
     from imstags.domain.images.records import create_image_tx
-    from imstags.domain.tags import query_by_tag as tag_queries
+    from imstags.domain.tags import query_by_tag
 
     def create(tags: list[str]) -> None:
         db.write(lambda s: create_image_tx(s, project_id, {"name": "q"}, tags, {}))
@@ -312,17 +312,17 @@ def test_resource_instances_single_tag_plans_agree_with_general_query(
     for i in range(30):
         create(["env=prod" if i % 3 else "env=dev", f"n={i % 4}"])
     body = {"action": "filter", "tags": [{"key": key, "values": values}], "limit": "7"}
-    monkeypatch.setattr(tag_queries, "SORT_MATCHES_LIMIT", sort_matches_limit)
+    monkeypatch.setattr(query_by_tag, "SORT_MATCHES_LIMIT", sort_matches_limit)
     pages = []
     for offset in range(0, 35, 7):
-        query = tag_queries.parse_query({**body, "offset": str(offset)})
+        query = query_by_tag.parse_tag_match_query({**body, "offset": str(offset)})
         with db.read() as session:
-            planned = tag_queries.run_query(session, project_id, query)
-        monkeypatch.setattr(tag_queries, "_single_tag", lambda q: None)
+            planned = query_by_tag.run_tag_match_query(session, project_id, query)
+        monkeypatch.setattr(query_by_tag, "_single_tag", lambda q: None)
         with db.read() as session:
-            general = tag_queries.run_query(session, project_id, query)
+            general = query_by_tag.run_tag_match_query(session, project_id, query)
         monkeypatch.undo()
-        monkeypatch.setattr(tag_queries, "SORT_MATCHES_LIMIT", sort_matches_limit)
+        monkeypatch.setattr(query_by_tag, "SORT_MATCHES_LIMIT", sort_matches_limit)
         assert planned == general
         pages.append(planned)
     assert pages[0].total_count == matches

@@ -9,7 +9,6 @@ request, and served from memory from then on.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from imstags.services.tag_summary import SummaryBody
 
@@ -21,9 +20,7 @@ _bodies: dict[str, SummaryBody] = {}
 async def floor(project_id: str, request: Request) -> Response:
     body = _bodies.get(project_id)
     if body is None:
-        built: SummaryBody = await run_in_threadpool(
-            request.app.state.services.summaries.get, project_id
-        )
+        built: SummaryBody = await request.app.state.services.tags.summary(project_id)
         body = _bodies[project_id] = built
     headers = {"ETag": body.etag, "Cache-Control": "no-cache"}
     return Response(body.body, media_type="application/json", headers=headers)

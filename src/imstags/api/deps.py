@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
+from imstags.services.tags import TagService
+
 if TYPE_CHECKING:
     from imstags.services.container import Services
 
@@ -17,3 +19,12 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated["Services", Depends(get_services)]
+
+
+async def tag_service(request: Request) -> TagService:
+    """The tag family's service (async for the same reason as :func:`get_services`)."""
+    tags: TagService = request.app.state.services.tags
+    return tags
+
+
+TagsDep = Annotated[TagService, Depends(tag_service)]

@@ -14,25 +14,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from imstags.errors import AttributeConflict, BadRequest, InvalidProjectId
-from imstags.storage.models import Image, Project
+from imstags.storage.models import Project
+from imstags.storage.visibility import visible_to as visible_to  # the rule's address here
 
 PROJECT_ID_MAX_LENGTH = 64
 PROJECT_NAME_MAX_LENGTH = 64
-
-
-def visible_to(project_id: str, *, by_index: bool = True) -> ColumnElement[bool]:
-    """The condition an image must meet for ``project_id`` to see it.
-
-    ``by_index=False`` states the same rule in a form no planner answers from the project's
-    index (``coalesce`` hides the column), for queries that must start from another index.
-    """
-    if by_index:
-        return Image.project_id == project_id
-    return func.coalesce(Image.project_id, "") == project_id
 
 
 def check_project_id(project_id: str) -> str:

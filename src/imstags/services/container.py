@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from imstags.domain.secrets import SecretBox, load_or_create_key
 from imstags.domain.throttle import Limit, LoginThrottle
 from imstags.services.auth import Authenticator, token_validator
-from imstags.services.tag_summary import SummaryCache
+from imstags.services.tags import TagService
 from imstags.services.writes import WriteRunner
 from imstags.settings import Settings
 from imstags.storage.database import Database
@@ -25,7 +25,7 @@ class Services:
     db: Database
     box: SecretBox
     authenticator: Authenticator
-    summaries: SummaryCache
+    tags: TagService
     login_throttle: LoginThrottle
     writes: WriteRunner
 
@@ -39,6 +39,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     database = db or Database(settings.resolved_database_url)
     window = settings.login_failure_window_seconds
+    writes = WriteRunner(database, threads=settings.write_threads)
     return Services(
         settings=settings,
         db=database,
@@ -50,12 +51,12 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
             credential_cache_seconds=settings.credential_cache_seconds,
             token_validator=token_validator(database),
         ),
-        summaries=SummaryCache(database),
+        tags=TagService(database, writes),
         # Failed logins, counted per process: per user named in the request, and per client
         # address across users.
         login_throttle=LoginThrottle(
             Limit(settings.login_failures_per_user, window),
             Limit(settings.login_failures_per_client, window),
         ),
-        writes=WriteRunner(database, threads=settings.write_threads),
+        writes=writes,
     )

@@ -1,4 +1,4 @@
-"""Where the request handlers' write transactions run.
+"""Where the services' write transactions run: threads of their own, off the event loop.
 
 Not in the shared thread pool: there, sixteen concurrent writes became sixteen threads
 competing for the GIL with the event loop (and on SQLite queueing on its one write lock, each

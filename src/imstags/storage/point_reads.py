@@ -1,10 +1,15 @@
-"""One-value lookups by primary key on a connection kept per thread: the hot path's read.
+"""One-value lookups by primary key, outside any session: the hot path's read.
 
-The core endpoint reads one number per request (the project's tag version). Checking a
-connection out of the pool and running it through an ORM session costs many times the lookup
-itself, so this keeps one plain driver connection per thread, outside the pool, in autocommit
-mode: every statement sees everything committed before it started, by this process or any
-other, which is what keeps several processes on one database correct.
+The core endpoint reads one number per request (the project's tag version, :data:`TAG_VERSION`).
+Checking a connection out of the pool and running it through an ORM session costs many times
+the lookup itself, so these readers keep plain driver connections of their own, outside the
+pool, in autocommit mode: every statement sees everything committed before it started, by this
+process or any other, which is what keeps several processes on one database correct.
+
+This is the one way async code reads the database: ``Database.lookup`` is its only door and
+picks the reader, :class:`PointReader` on SQLite (on the event loop itself: a local file
+answers in microseconds) and :class:`AsyncPointReader` on PostgreSQL (awaited, never blocking
+the loop). Everything else reads through sessions on the thread pool.
 """
 
 from __future__ import annotations
@@ -13,14 +18,27 @@ import asyncio
 import contextlib
 import logging
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from sqlalchemy import Engine
 
 from imstags.errors import ServiceUnavailable
+from imstags.storage.models import TagVersion
 
 log = logging.getLogger(__name__)
+
+
+class PointRead(NamedTuple):
+    """What ``Database.lookup`` reads: ``column`` of the ``table`` row whose ``key_column``
+    (its primary key) equals the key given."""
+
+    table: str
+    column: str
+    key_column: str
+
+
+TAG_VERSION = PointRead(TagVersion.__tablename__, "version", "project_id")
 
 
 class PointReader:
@@ -112,9 +130,11 @@ class AsyncPointReader:
     started yet, so the answer it gets was read after it arrived: it sees every write
     committed before it, as a query of its own would.
 
-    The driver here is asyncpg, not the psycopg of the rest of the service: on this one
-    statement it costs about half the client CPU (36 against 74 us a query on uvloop), which
-    raised the core endpoint's throughput on PostgreSQL from 0.61 to 0.66 of the floor.
+    Why a second driver: this is asyncpg, not the psycopg of the rest of the service. On a
+    point read it costs about half the client CPU (36 against 74 us a query on uvloop), which
+    raised the core endpoint's throughput on PostgreSQL from 0.61 to 0.66 of the floor
+    (docs/performance.md). It serves every read awaited on the event loop, all of which go
+    through ``Database.lookup``; sessions, transactions and writes stay on psycopg.
     """
 
     def __init__(self, conninfo: str, *, timeout: float = 5.0) -> None:

@@ -16,13 +16,26 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from imstags.storage.models import Image
+from imstags.storage.visibility import image_for_write
 
 # The image's write lock, then its tags. Two statements, not a join: on PostgreSQL a statement
 # that waited for the lock still reads other tables as of its own start, and would miss the
-# tags written by the transaction it waited for. The project condition is the rule of
-# ``domain.projects.visible_to``.
-_LOCK_IMAGE = "SELECT id FROM images WHERE id = ? AND project_id = ?"
+# tags written by the transaction it waited for. The lock is compiled from the ORM's
+# statement, so the visibility rule and the lock clause are the ORM's, once per database;
+# its parameters are the image id, then the project id (tests/test_tag_storage.py).
+_LOCK = image_for_write(bindparam("project_id"), bindparam("image_id"), Image.id)
+_LOCK_IMAGE = {
+    postgres: str(_LOCK.compile(dialect=dialect))
+    for postgres, dialect in (
+        (False, sqlite.dialect()),
+        (True, postgresql.dialect(paramstyle="format")),
+    )
+}
 _IMAGE_TAGS = "SELECT key, value FROM image_tags WHERE image_id = ?"
 _DELETE_TAG = "DELETE FROM image_tags WHERE image_id = ? AND key = ?"
 _UPDATE_TAG = "UPDATE image_tags SET value = ? WHERE image_id = ? AND key = ?"
@@ -82,9 +95,7 @@ class TagRows:
         On SQLite the whole database is already write-locked (``BEGIN IMMEDIATE``); on
         PostgreSQL the image row is locked, which orders writers of one image.
         """
-        lock = self._sql(_LOCK_IMAGE)
-        if self._postgres:
-            lock += " FOR UPDATE"
+        lock = _LOCK_IMAGE[self._postgres]
         # Pipelined on PostgreSQL: one round trip, the second statement still starting (and
         # taking its snapshot) only once the first holds the lock.
         with self._pipeline():

@@ -12,12 +12,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from imstags.api.deps import ServicesDep
+from imstags.api.deps import TagsDep
 from imstags.api.ims.tags import NewTag, TagEntry
 from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import Authenticated, ProjectScoped
-from imstags.domain.tags import operations as tagging
-from imstags.domain.tags import v1_listing as tag_listing
 
 router = APIRouter(tags=["Image tagging (IMS)"])
 
@@ -45,19 +43,12 @@ class BatchDeleteBody(BaseModel):
     summary="Adding or Modifying a Tag",
 )
 async def add_or_modify_tag(
-    body: AddOrModifyTagBody, principal: Authenticated, services: ServicesDep
+    body: AddOrModifyTagBody, principal: Authenticated, tags: TagsDep
 ) -> Response:
     """A ``tag`` without ``.`` is a key with the empty value (the reference shows only
     ``key.value``)."""
     image_tag = (body.image_tag.key, body.image_tag.value) if body.image_tag else None
-    await services.writes.run(
-        tagging.add_or_modify_tag,
-        services.db,
-        principal.project_id,
-        body.image_id,
-        body.tag,
-        image_tag,
-    )
+    await tags.add_or_modify_tag(principal.project_id, body.image_id, body.tag, image_tag)
     return no_content()
 
 
@@ -70,10 +61,10 @@ class TagStrings(BaseModel):
     response_model=TagStrings,
     summary="Querying Tags",
 )
-def list_tags(
+async def list_tags(
     request: Request,
     principal: Authenticated,
-    services: ServicesDep,
+    tags: TagsDep,
     limit: Annotated[int | None, Query(description="Images per page; 500 by default.")] = None,
     page: Annotated[int | None, Query(description="1-based page of images.")] = None,
     marker: Annotated[str | None, Query(description="Start after this image ID.")] = None,
@@ -87,11 +78,8 @@ def list_tags(
     counts pages of ``limit`` images. The declared parameters are read from the raw query
     string together with every other filter, so that their checks and messages are the image
     listing's."""
-    with services.db.read() as session:
-        tags = tag_listing.list_tags(
-            session, principal.project_id, request.query_params.multi_items()
-        )
-    return JsonResponse({"tags": tags})
+    params = request.query_params.multi_items()
+    return JsonResponse({"tags": await tags.tag_strings(principal.project_id, params)})
 
 
 @router.delete(
@@ -105,15 +93,10 @@ async def batch_delete_tags(
     image_id: str,
     body: BatchDeleteBody,
     principal: ProjectScoped,
-    services: ServicesDep,
+    tags: TagsDep,
 ) -> Response:
     """Not in the reference: the SDK's BatchDeleteTags. Same rules as the batch action's
     delete (key 1-127, value up to 255, characters unchecked, absent tags ignored)."""
-    await services.writes.run(
-        tagging.batch_delete,
-        services.db,
-        principal.project_id,
-        image_id,
-        [(t.key, t.value) for t in body.tags],
-    )
+    pairs = [(tag.key, tag.value) for tag in body.tags]
+    await tags.batch_delete(principal.project_id, image_id, pairs)
     return no_content()

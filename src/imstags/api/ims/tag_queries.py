@@ -1,7 +1,7 @@
 """``POST /v2/{project_id}/images/resource_instances/action``: querying images by tag.
 
 Reference page: ims_apis/image_tagging/querying_images_by_tag. The limits are checked in
-:mod:`imstags.domain.tag_queries`; this module only declares the shapes.
+:mod:`imstags.domain.tags.query_by_tag`; this module only declares the shapes.
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from imstags.api.deps import ServicesDep
+from imstags.api.deps import TagsDep
+from imstags.api.ims.tags import TagPair
 from imstags.api.responses import JsonResponse
 from imstags.api.security import ProjectScoped
-from imstags.domain.tags import query_by_tag as tag_queries
 
 router = APIRouter(tags=["Image tagging (IMS)"])
 
 
-class TagQuery(BaseModel):
+class TagConditionEntry(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: str = Field(description="Tag key, 1 to 128 characters.")
@@ -26,7 +26,7 @@ class TagQuery(BaseModel):
     )
 
 
-class Match(BaseModel):
+class MatchEntry(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: str = Field(description="resource_name (substring) or resource_id (exact).")
@@ -37,19 +37,18 @@ class ResourceInstancesBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     action: str = Field(description="filter or count (case-sensitive).")
-    tags: list[TagQuery] | None = Field(None, description="Has every one of these tags.")
-    tags_any: list[TagQuery] | None = Field(None, description="Has any of these tags.")
-    not_tags: list[TagQuery] | None = Field(None, description="Lacks at least one of these.")
-    not_tags_any: list[TagQuery] | None = Field(None, description="Has none of these tags.")
+    tags: list[TagConditionEntry] | None = Field(None, description="Has every one of these tags.")
+    tags_any: list[TagConditionEntry] | None = Field(None, description="Has any of these tags.")
+    not_tags: list[TagConditionEntry] | None = Field(
+        None, description="Lacks at least one of these."
+    )
+    not_tags_any: list[TagConditionEntry] | None = Field(
+        None, description="Has none of these tags."
+    )
     without_any_tag: bool | None = Field(None, description="Only untagged images.")
     limit: str | int | None = Field(None, description="1 to 1000, default 10 (filter only).")
     offset: str | int | None = Field(None, description="0 or more, default 0 (filter only).")
-    matches: list[Match] | None = None
-
-
-class ResourceTag(BaseModel):
-    key: str
-    value: str
+    matches: list[MatchEntry] | None = None
 
 
 class ResourceDetail(BaseModel):
@@ -59,7 +58,7 @@ class ResourceDetail(BaseModel):
 class Resource(BaseModel):
     resource_id: str
     resource_detail: ResourceDetail
-    tags: list[ResourceTag]
+    tags: list[TagPair]
     resource_name: str
 
 
@@ -74,14 +73,12 @@ class ResourceInstances(BaseModel):
     response_model_exclude_none=True,
     summary="Querying Images by Tag",
 )
-def query_images_by_tag(
-    project_id: str, body: ResourceInstancesBody, principal: ProjectScoped, services: ServicesDep
+async def query_images_by_tag(
+    project_id: str, body: ResourceInstancesBody, principal: ProjectScoped, tags: TagsDep
 ) -> Response:
     """Resources come newest first (then by id); the reference names no order. ``matches``
     on ``resource_name`` is a case-sensitive substring match."""
-    query = tag_queries.parse_query(body.model_dump(exclude_none=True))
-    with services.db.read() as session:
-        result = tag_queries.run_query(session, principal.project_id, query)
+    result = await tags.query_by_tag(principal.project_id, body.model_dump(exclude_none=True))
     content: dict[str, object] = {"total_count": result.total_count}
     if result.resources is not None:
         content["resources"] = [

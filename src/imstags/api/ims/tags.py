@@ -8,24 +8,18 @@ The query by tag is in :mod:`.tag_queries`, the ``/v1/cloudimages/tags`` family 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
 
-from imstags.api.deps import ServicesDep
+from imstags.api.deps import TagsDep
 from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import (
     AUTHENTICATES_IN_HANDLER,
     ProjectScoped,
     project_principal,
 )
-from imstags.domain.tags import operations as tagging
 from imstags.services.auth import raw_header
-
-if TYPE_CHECKING:
-    from imstags.services.container import Services
+from imstags.services.tags import TagService
 
 router = APIRouter(tags=["Image tagging (IMS)"])
 
@@ -61,13 +55,15 @@ class AddTagBody(BaseModel):
     tag: NewTag
 
 
-class ImageTag(BaseModel):
+class TagPair(BaseModel):
+    """One tag of an image as the IMS APIs render it."""
+
     key: str
     value: str
 
 
-class ImageTagList(BaseModel):
-    tags: list[ImageTag]
+class TagPairList(BaseModel):
+    tags: list[TagPair]
 
 
 class TagSummary(BaseModel):
@@ -92,14 +88,12 @@ async def list_project_tags(project_id: str, request: Request) -> Response:
     ``If-None-Match`` with 304 (an addition: the reference knows no ETag).
     """
     # The hot path: async, so that the common case (body still current, one indexed lookup)
-    # costs no thread hop, and only a rebuild goes to the thread pool. Authentication is the
-    # same as every other route's, called directly rather than through FastAPI's dependency
-    # resolution, which costs as much as the check itself (see ``project_principal``).
+    # costs no thread hop. Authentication and the service are reached directly rather than
+    # through FastAPI's dependency resolution, which costs as much as the check itself (see
+    # ``project_principal``).
     principal = await project_principal(request, project_id)
-    services: Services = request.app.state.services
-    version, summary = await services.summaries.current(principal.project_id)
-    if summary is None:
-        summary = await run_in_threadpool(services.summaries.build, principal.project_id, version)
+    tags: TagService = request.app.state.services.tags
+    summary = await tags.summary(principal.project_id)
     headers = {"ETag": summary.etag, "Cache-Control": "no-cache"}
     if raw_header(request.scope, b"if-none-match") == summary.etag:
         return Response(status_code=304, headers=headers)
@@ -116,20 +110,10 @@ setattr(list_project_tags, AUTHENTICATES_IN_HANDLER, True)
     summary="Adding or Deleting Image Tags in a Batch",
 )
 async def batch_tags_action(
-    project_id: str,
-    image_id: str,
-    body: TagsActionBody,
-    principal: ProjectScoped,
-    services: ServicesDep,
+    project_id: str, image_id: str, body: TagsActionBody, principal: ProjectScoped, tags: TagsDep
 ) -> Response:
-    await services.writes.run(
-        tagging.batch_action,
-        services.db,
-        principal.project_id,
-        image_id,
-        body.action,
-        [(tag.key, tag.value) for tag in body.tags],
-    )
+    pairs = [(tag.key, tag.value) for tag in body.tags]
+    await tags.batch_action(principal.project_id, image_id, body.action, pairs)
     return no_content()
 
 
@@ -140,29 +124,23 @@ async def batch_tags_action(
     summary="Adding an Image Tag",
 )
 async def add_image_tag(
-    project_id: str,
-    image_id: str,
-    body: AddTagBody,
-    principal: ProjectScoped,
-    services: ServicesDep,
+    project_id: str, image_id: str, body: AddTagBody, principal: ProjectScoped, tags: TagsDep
 ) -> Response:
-    await services.writes.run(
-        tagging.add_tag, services.db, principal.project_id, image_id, body.tag.key, body.tag.value
-    )
+    await tags.add_tag(principal.project_id, image_id, body.tag.key, body.tag.value)
     return no_content()
 
 
 @router.get(
     "/v2/{project_id}/images/{image_id}/tags",
-    response_model=ImageTagList,
+    response_model=TagPairList,
     summary="Querying Tags of an Image",
 )
-def list_image_tags(
-    project_id: str, image_id: str, principal: ProjectScoped, services: ServicesDep
+async def list_image_tags(
+    project_id: str, image_id: str, principal: ProjectScoped, tags: TagsDep
 ) -> Response:
     """Tags in ascending key order (the reference names no order)."""
-    tags = tagging.list_image_tags(services.db, principal.project_id, image_id)
-    return JsonResponse({"tags": [{"key": key, "value": value} for key, value in tags]})
+    pairs = await tags.image_tags(principal.project_id, image_id)
+    return JsonResponse({"tags": [{"key": key, "value": value} for key, value in pairs]})
 
 
 @router.delete(
@@ -172,13 +150,9 @@ def list_image_tags(
     summary="Deleting an Image Tag",
 )
 async def delete_image_tag(
-    project_id: str,
-    image_id: str,
-    key: str,
-    principal: ProjectScoped,
-    services: ServicesDep,
+    project_id: str, image_id: str, key: str, principal: ProjectScoped, tags: TagsDep
 ) -> Response:
     """The key is the rest of the path, so a key containing ``/`` (sent as ``%2F``, as the
     SDK encodes it) can be deleted too."""
-    await services.writes.run(tagging.delete_tag, services.db, principal.project_id, image_id, key)
+    await tags.delete_tag(principal.project_id, image_id, key)
     return no_content()

@@ -1,23 +1,22 @@
-"""The image-tagging operations of every API family, each one write transaction.
+"""The image-tagging operations of every API family, each one write transaction's work.
 
-All of them read the image's tags under its write lock
-(:func:`~imstags.domain.tags.locked_image_tags`) and hand the desired set to
-:func:`~imstags.domain.tags.replace_image_tags`, the one write path, so the 10-tag limit and
-the core endpoint's aggregate hold whichever API wrote.
-
-Validation happens before the transaction opens, so a refused request costs no lock. Functions
-named ``*_tx`` run inside a transaction that the caller opened with ``Database.write_tags``.
+Each ``plan_*`` function checks a request's tags and returns the :data:`TagWrite` that carries
+it out, which the service runs in a transaction of its own (``Database.write_tags``). Checking
+first means a refused request costs no lock. Every write reads the image's tags under its write
+lock (:func:`~.write_path.locked_image_tags`) and hands the desired set to
+:func:`~.write_path.replace_image_tags`, the one write path, so the 10-tag limit and the core
+endpoint's aggregate hold whichever API wrote. Functions named ``*_tx`` run inside that
+transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imstags.domain.images.records import is_well_formed_id
-from imstags.domain.projects import visible_to
 from imstags.domain.tags.native import NATIVE_SEPARATOR, parse_native_tag, validate_native_tag
 from imstags.domain.tags.rules import (
     KEY_MAX_LENGTH,
@@ -29,24 +28,27 @@ from imstags.domain.tags.rules import (
 )
 from imstags.domain.tags.write_path import image_tags, locked_image_tags, replace_image_tags
 from imstags.errors import BadRequest, ImageNotFound, InvalidImageId, InvalidTag, TagNotFound
-from imstags.storage.database import Database
 from imstags.storage.models import Image
 from imstags.storage.tag_rows import TagRows
+from imstags.storage.visibility import visible_to
 
 ACTIONS = ("create", "delete")
 # The ``tag`` string of PUT /v1/cloudimages/tags is "key.value" (image_tag_format.rst).
 DOTTED_SEPARATOR = "."
 
+TagWrite = Callable[[TagRows], object]
+"""One write transaction's work. A transaction that loses a race is retried whole, so the
+work may run more than once: it keeps no state between runs."""
+
 
 # --- reading ---------------------------------------------------------------------------------
 
 
-def list_image_tags(db: Database, project_id: str, image_id: str) -> list[tuple[str, str]]:
+def visible_image_tags(session: Session, project_id: str, image_id: str) -> list[tuple[str, str]]:
     """``GET /v2/{project_id}/images/{image_id}/tags``: the image's tags, by key."""
-    with db.read() as session:
-        if not _image_exists(session, project_id, image_id):
-            raise ImageNotFound()
-        return sorted(image_tags(session, image_id).items())
+    if not _image_exists(session, project_id, image_id):
+        raise ImageNotFound()
+    return sorted(image_tags(session, image_id).items())
 
 
 def _image_exists(session: Session, project_id: str, image_id: str) -> bool:
@@ -57,13 +59,9 @@ def _image_exists(session: Session, project_id: str, image_id: str) -> bool:
 # --- IMS key/value tags ----------------------------------------------------------------------
 
 
-def batch_action(
-    db: Database,
-    project_id: str,
-    image_id: str,
-    action: str,
-    tags: Sequence[tuple[object, object]],
-) -> None:
+def plan_batch_action(
+    project_id: str, image_id: str, action: str, tags: Sequence[tuple[object, object]]
+) -> TagWrite:
     """``POST /v2/{project_id}/images/{image_id}/tags/action``: idempotent create or delete.
 
     ``create`` adds or overwrites by key (same key and value: nothing happens); ``delete``
@@ -76,25 +74,24 @@ def batch_action(
         raise BadRequest("The tags list must not be empty.")
     if action == "create":
         to_write = validate_tags_to_write(tags)
-        db.write_tags(lambda rows: add_tags_tx(rows, project_id, image_id, to_write))
-    else:
-        filters = _unique_filters(validate_tag_filters(tags))
-        db.write_tags(lambda rows: delete_tags_tx(rows, project_id, image_id, filters))
+        return lambda rows: add_tags_tx(rows, project_id, image_id, to_write)
+    filters = _unique_filters(validate_tag_filters(tags))
+    return lambda rows: delete_tags_tx(rows, project_id, image_id, filters)
 
 
-def add_tag(db: Database, project_id: str, image_id: str, key: object, value: object) -> None:
+def plan_add_tag(project_id: str, image_id: str, key: object, value: object) -> TagWrite:
     """``POST /v2/{project_id}/images/{image_id}/tags``: add or overwrite one tag."""
     tag_key, tag_value = validate_tag(key, value)
-    db.write_tags(lambda rows: add_tags_tx(rows, project_id, image_id, {tag_key: tag_value}))
+    return lambda rows: add_tags_tx(rows, project_id, image_id, {tag_key: tag_value})
 
 
-def delete_tag(db: Database, project_id: str, image_id: str, key: str) -> None:
+def plan_delete_key(project_id: str, image_id: str, key: str) -> TagWrite:
     """``DELETE /v2/{project_id}/images/{image_id}/tags/{key}``: not idempotent.
 
     The key is not checked for characters or length ("to be compatible with remaining
     tags"); a key the image does not have is a 404.
     """
-    db.write_tags(lambda rows: _delete_key_tx(rows, project_id, image_id, key))
+    return lambda rows: _delete_key_tx(rows, project_id, image_id, key)
 
 
 def _delete_key_tx(rows: TagRows, project_id: str, image_id: str, key: str) -> None:
@@ -105,15 +102,15 @@ def _delete_key_tx(rows: TagRows, project_id: str, image_id: str, key: str) -> N
     replace_image_tags(rows, project_id, image_id, current, remaining)
 
 
-def batch_delete(
-    db: Database, project_id: str, image_id: str, tags: Sequence[tuple[object, object]]
-) -> None:
+def plan_batch_delete(
+    project_id: str, image_id: str, tags: Sequence[tuple[object, object]]
+) -> TagWrite:
     """``DELETE /v1/{project_id}/cloudimages/{image_id}/tags/delete`` (the SDK's
     BatchDeleteTags): the delete half of the batch action, with the same lenient rules."""
     if not tags:
         raise BadRequest("The tags list must not be empty.")
     filters = _unique_filters(validate_tag_filters(tags))
-    db.write_tags(lambda rows: delete_tags_tx(rows, project_id, image_id, filters))
+    return lambda rows: delete_tags_tx(rows, project_id, image_id, filters)
 
 
 def _unique_filters(filters: list[TagFilter]) -> list[TagFilter]:
@@ -171,23 +168,22 @@ def parse_dotted_tag(tag: str) -> tuple[str, str]:
     return key, value
 
 
-def add_or_modify_tag(
-    db: Database,
-    project_id: str,
-    image_id: str,
-    tag: str | None,
-    image_tag: tuple[object, object] | None,
-) -> None:
+def plan_add_or_modify(
+    project_id: str, image_id: str, tag: str | None, image_tag: tuple[object, object] | None
+) -> TagWrite:
     """``PUT /v1/cloudimages/tags``: one tag, given as ``tag`` or as ``image_tag``.
 
     The project is the caller's; an image of another project is not found.
     """
     if not is_well_formed_id(image_id):
         raise InvalidImageId(f"The image ID '{image_id}' is not a UUID.")
-    if (tag is None) == (image_tag is None):
+    if tag is not None and image_tag is None:
+        key, value = parse_dotted_tag(tag)
+    elif image_tag is not None and tag is None:
+        key, value = validate_tag(*image_tag)
+    else:
         raise BadRequest("Give exactly one of 'tag' and 'image_tag'.")
-    key, value = parse_dotted_tag(tag) if tag is not None else validate_tag(*image_tag)  # type: ignore[misc]
-    db.write_tags(lambda rows: add_tags_tx(rows, project_id, image_id, {key: value}))
+    return lambda rows: add_tags_tx(rows, project_id, image_id, {key: value})
 
 
 # --- native OpenStack string tags ------------------------------------------------------------
@@ -209,13 +205,13 @@ def validate_native_tag_to_add(tag: str) -> tuple[str, str]:
     return key, value
 
 
-def add_native_tag(db: Database, project_id: str, image_id: str, tag: str) -> None:
+def plan_native_add(project_id: str, image_id: str, tag: str) -> TagWrite:
     """``PUT /v2/images/{image_id}/tags/{tag}``: idempotent; ``k=v`` overwrites key k."""
     key, value = validate_native_tag_to_add(tag)
-    db.write_tags(lambda rows: add_tags_tx(rows, project_id, image_id, {key: value}))
+    return lambda rows: add_tags_tx(rows, project_id, image_id, {key: value})
 
 
-def delete_native_tag(db: Database, project_id: str, image_id: str, tag: str) -> None:
+def plan_native_delete(project_id: str, image_id: str, tag: str) -> TagWrite:
     """``DELETE /v2/images/{image_id}/tags/{tag}``: the tag as the image lists it, or 404.
 
     ``k=v`` matches key k only while its value is v, and ``k`` only the key-only tag k, so
@@ -223,7 +219,7 @@ def delete_native_tag(db: Database, project_id: str, image_id: str, tag: str) ->
     checked, so that any listed tag can be deleted.
     """
     key, value = parse_native_tag(tag)
-    db.write_tags(lambda rows: _delete_exact_tx(rows, project_id, image_id, key, value, tag))
+    return lambda rows: _delete_exact_tx(rows, project_id, image_id, key, value, tag)
 
 
 def _delete_exact_tx(

@@ -14,7 +14,7 @@ whatever the value. ``without_any_tag`` selects untagged images and overrides th
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +32,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from imstags.domain.projects import visible_to
 from imstags.domain.tags.write_path import tags_of_images
 from imstags.errors import BadRequest, InvalidTag
 from imstags.storage.models import Image, ImageTag, TagCount
+from imstags.storage.text_match import contains_text
+from imstags.storage.visibility import visible_to
 
 QUERY_ACTIONS = ("filter", "count")
 # Up to this many matches of a single tag, a page is cut from all of them sorted (about 10 us
@@ -48,8 +49,8 @@ QUERY_KEY_MAX_LENGTH = 128
 QUERY_VALUE_MAX_LENGTH = 255
 MATCH_VALUE_MAX_LENGTH = 255
 MATCH_KEYS = ("resource_name", "resource_id")
-DEFAULT_LIMIT = 10
-MAX_LIMIT = 1000
+DEFAULT_MATCH_LIMIT = 10
+MAX_MATCH_LIMIT = 1000
 TAG_LISTS = ("tags", "tags_any", "not_tags", "not_tags_any")
 INTEGER = re.compile(r"-?\d{1,18}")
 
@@ -61,7 +62,7 @@ class TagCondition:
 
 
 @dataclass(frozen=True)
-class ImageQuery:
+class TagMatchQuery:
     action: str
     tags: tuple[TagCondition, ...] = ()
     tags_any: tuple[TagCondition, ...] = ()
@@ -69,12 +70,12 @@ class ImageQuery:
     not_tags_any: tuple[TagCondition, ...] = ()
     without_any_tag: bool = False
     matches: dict[str, str] = field(default_factory=dict)
-    limit: int = DEFAULT_LIMIT
+    limit: int = DEFAULT_MATCH_LIMIT
     offset: int = 0
 
 
 @dataclass(frozen=True)
-class FoundImage:
+class MatchedImage:
     image_id: str
     name: str
     status: str
@@ -82,15 +83,15 @@ class FoundImage:
 
 
 @dataclass(frozen=True)
-class QueryResult:
+class TagMatchResult:
     total_count: int
-    resources: list[FoundImage] | None  # None for "count"
+    resources: list[MatchedImage] | None  # None for "count"
 
 
 # --- validation ------------------------------------------------------------------------------
 
 
-def parse_query(body: dict[str, Any]) -> ImageQuery:
+def parse_tag_match_query(body: Mapping[str, Any]) -> TagMatchQuery:
     """Check every limit the page states; ``body`` holds the request's fields as sent."""
     action = body.get("action")
     if action not in QUERY_ACTIONS:
@@ -98,11 +99,11 @@ def parse_query(body: dict[str, Any]) -> ImageQuery:
     lists = {name: _tag_conditions(name, body.get(name)) for name in TAG_LISTS}
     without = bool(body.get("without_any_tag") or False)
     matches = _matches(body.get("matches"))
-    limit, offset = DEFAULT_LIMIT, 0
+    limit, offset = DEFAULT_MATCH_LIMIT, 0
     if action == "filter":  # both are "invalid" (ignored) when counting
-        limit = _integer("limit", body.get("limit"), DEFAULT_LIMIT, 1, MAX_LIMIT)
+        limit = _integer("limit", body.get("limit"), DEFAULT_MATCH_LIMIT, 1, MAX_MATCH_LIMIT)
         offset = _integer("offset", body.get("offset"), 0, 0, None)
-    return ImageQuery(
+    return TagMatchQuery(
         action=action,
         without_any_tag=without,
         matches=matches,
@@ -207,7 +208,7 @@ def _has_all(project_id: str, conditions: Sequence[TagCondition]) -> ColumnEleme
     return and_(*(_carrying(project_id, [cond]) for cond in conditions))
 
 
-def where_clause(project_id: str, query: ImageQuery) -> ColumnElement[bool]:
+def where_clause(project_id: str, query: TagMatchQuery) -> ColumnElement[bool]:
     clauses: list[ColumnElement[bool]] = [visible_to(project_id)]
     if query.without_any_tag:
         clauses.append(~exists().where(ImageTag.image_id == Image.id))
@@ -223,7 +224,7 @@ def where_clause(project_id: str, query: ImageQuery) -> ColumnElement[bool]:
     return and_(*clauses)
 
 
-def _match_clauses(session: Session, matches: dict[str, str]) -> list[ColumnElement[bool]]:
+def _match_clauses(matches: dict[str, str]) -> list[ColumnElement[bool]]:
     """``resource_name``: substring, case-sensitive on both databases (an empty value: the
     empty name exactly); ``resource_id``: exact."""
     clauses: list[ColumnElement[bool]] = []
@@ -234,14 +235,11 @@ def _match_clauses(session: Session, matches: dict[str, str]) -> list[ColumnElem
         if not name:
             clauses.append(Image.name == name)
         else:
-            # instr/strpos rather than LIKE: SQLite's LIKE ignores ASCII case, PostgreSQL's
-            # does not, and neither needs escaping of % and _.
-            position = "strpos" if session.get_bind().dialect.name == "postgresql" else "instr"
-            clauses.append(getattr(func, position)(Image.name, name) > 0)
+            clauses.append(contains_text(Image.name, name))
     return clauses or [true()]
 
 
-def _single_tag(query: ImageQuery) -> TagCondition | None:
+def _single_tag(query: TagMatchQuery) -> TagCondition | None:
     """The query's one condition, when it is a single positive tag and nothing else."""
     others = (query.not_tags, query.not_tags_any, query.without_any_tag, query.matches)
     if any(others):
@@ -263,11 +261,11 @@ def _counted(session: Session, project_id: str, cond: TagCondition) -> int:
     return int(session.scalar(stmt) or 0)
 
 
-def run_query(session: Session, project_id: str, query: ImageQuery) -> QueryResult:
+def run_tag_match_query(session: Session, project_id: str, query: TagMatchQuery) -> TagMatchResult:
     """Count and page the matches.
 
     The common query, one tag, is planned from the aggregate (as image listings are, see
-    ``image_queries._tag_plan``): its count is read from ``tag_counts`` instead of being
+    :mod:`imstags.domain.images.listing`): its count is read from ``tag_counts`` instead of being
     counted image by image. With named values, its page is read from the
     ``(project_id, key, value, created_at, image_id)`` index, already in page order, a
     short range per value (:func:`_page_by_values`). With any value, when few images carry
@@ -276,18 +274,18 @@ def run_query(session: Session, project_id: str, query: ImageQuery) -> QueryResu
     images.
     """
     single = _single_tag(query)
-    where = and_(where_clause(project_id, query), *_match_clauses(session, query.matches))
+    where = and_(where_clause(project_id, query), *_match_clauses(query.matches))
     if single is None:
         total = session.scalar(select(func.count()).select_from(Image).where(where)) or 0
     else:
         total = _counted(session, project_id, single)
     if query.action == "count":
-        return QueryResult(total, None)
+        return TagMatchResult(total, None)
     if query.offset >= total:
-        return QueryResult(total, [])
+        return TagMatchResult(total, [])
     if single is not None and single.values:
         page = _page_by_values(session, project_id, single, query.limit, query.offset)
-        return QueryResult(total, _found(session, project_id, page))
+        return TagMatchResult(total, _found(session, project_id, page))
     if single is not None:
         if total <= SORT_MATCHES_LIMIT:
             matches = list(session.scalars(_carrying_ids(project_id, [single])))
@@ -302,7 +300,7 @@ def run_query(session: Session, project_id: str, query: ImageQuery) -> QueryResu
         .limit(query.limit)
         .offset(query.offset)
     ).all()
-    return QueryResult(total, _found(session, project_id, list(ids)))
+    return TagMatchResult(total, _found(session, project_id, list(ids)))
 
 
 def _page_by_values(
@@ -335,7 +333,7 @@ def _page_by_values(
     )
 
 
-def _found(session: Session, project_id: str, ids: list[str]) -> list[FoundImage]:
+def _found(session: Session, project_id: str, ids: list[str]) -> list[MatchedImage]:
     """The page's images with their tags, in the order of ``ids``."""
     if not ids:
         return []
@@ -349,7 +347,7 @@ def _found(session: Session, project_id: str, ids: list[str]) -> list[FoundImage
     }
     tags = tags_of_images(session, list(rows))
     return [
-        FoundImage(
+        MatchedImage(
             image_id, rows[image_id].name, rows[image_id].status, sorted(tags[image_id].items())
         )
         for image_id in ids

@@ -9,12 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from imstags.storage.models import ImageTag, TagCount, TagVersion
-
-
-def tags_version(session: Session, project_id: str) -> int:
-    version = session.scalar(select(TagVersion.version).where(TagVersion.project_id == project_id))
-    return version or 0
+from imstags.storage.models import ImageTag, TagCount
 
 
 def project_tag_summary(session: Session, project_id: str) -> list[dict[str, object]]:

@@ -1,7 +1,7 @@
 """``GET /v1/cloudimages/tags``: the tags of the images a query selects, as strings.
 
 The images are selected exactly as ``GET /v2/cloudimages`` selects them (filters, ``tag``,
-``marker``/``limit``, ``sort_key``/``sort_dir``: :mod:`imstags.domain.image_queries`), with the
+``marker``/``limit``, ``sort_key``/``sort_dir``: :mod:`imstags.domain.images.listing`), with the
 reference's default page of 500 images, plus ``page`` (1-based), which the reference's example
 request and the SDK's ListTags send. The answer is the distinct tags of that page of images in
 the native string form (``k=v``, or ``k`` for the empty value: "in the new specification,
@@ -19,19 +19,22 @@ from collections.abc import Sequence
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
-from imstags.domain.images import listing as image_queries
-from imstags.domain.projects import visible_to
+from imstags.domain.images import listing
 from imstags.domain.tags.native import format_native_tag
 from imstags.errors import BadRequest
 from imstags.storage.models import Image, ImageTag
+from imstags.storage.visibility import visible_to
 
-DEFAULT_LIMIT = 500  # querying_tags.rst
+DEFAULT_IMAGES_PER_PAGE = 500  # querying_tags.rst
 PAGE_PATTERN = re.compile(r"[1-9]\d{0,8}")
 
 
-def list_tags(session: Session, project_id: str, params: Sequence[tuple[str, str]]) -> list[str]:
+def tag_strings_of_page(
+    session: Session, project_id: str, params: Sequence[tuple[str, str]]
+) -> list[str]:
+    """The distinct tags, as native strings, of the page of images ``params`` selects."""
     page, rest = _take_page(params)
-    query = image_queries.parse_query(project_id, rest, default_limit=DEFAULT_LIMIT)
+    query = listing.parse_query(project_id, rest, default_limit=DEFAULT_IMAGES_PER_PAGE)
     ids = select(Image.id).where(visible_to(project_id), *query.conditions)
     for key, value in query.tags:
         tag = aliased(ImageTag)
@@ -45,8 +48,8 @@ def list_tags(session: Session, project_id: str, params: Sequence[tuple[str, str
             ),
         )
     if query.marker is not None:
-        ids = ids.where(image_queries.after_marker(session, query))
-    columns = image_queries.SORT_COLUMNS
+        ids = ids.where(listing.after_marker(session, query))
+    columns = listing.SORT_COLUMNS
     order = [columns[k].asc() if d == "asc" else columns[k].desc() for k, d in query.sort]
     ids = ids.order_by(*order).limit(query.limit).offset((page - 1) * query.limit)
     rows = session.execute(

@@ -16,31 +16,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from imstags.domain.projects import visible_to
 from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
 from imstags.errors import ImageNotFound, TagQuotaExceeded
 from imstags.storage.models import Image, ImageTag
+from imstags.storage.new_image_tags import insert_new_image_tags
 from imstags.storage.tag_rows import TagRows
+from imstags.storage.visibility import image_for_write
 
 # --- reading and locking ---------------------------------------------------------------------
 
 
 def lock_image(session: Session, project_id: str, image_id: str) -> Image:
-    """The project's image, locked for writing until the transaction ends.
-
-    Another project's image is reported as missing (:func:`~imstags.domain.projects.visible_to`
-    decides), like one that does not exist. On SQLite
-    the whole database is already write-locked (``BEGIN IMMEDIATE``).
-    """
-    stmt = select(Image).where(Image.id == image_id, visible_to(project_id))
-    if session.get_bind().dialect.name != "sqlite":
-        stmt = stmt.with_for_update()
-    image = session.scalars(stmt).first()
+    """The project's image, locked for writing until the transaction ends
+    (:func:`~imstags.storage.visibility.image_for_write`, the same lock as the tag write
+    path's); another project's image is reported as missing, like one that does not exist."""
+    image = session.scalars(image_for_write(project_id, image_id)).first()
     if image is None:
         raise ImageNotFound()
     return image
@@ -144,37 +138,17 @@ def tag_new_images(
     For the bulk import: the images were inserted in this transaction (all at ``created_at``,
     which ``image_tags`` carries beside each tag), so their current tags are known to be empty
     and no lock is needed. Tags must already be validated (by the same :func:`validate_tag`);
-    the quota is checked here again. All rows go in with one ``executemany`` (or COPY), and the
-    aggregate gets one upsert per distinct (key, value) pair of the whole batch and one version
-    bump, instead of one per image. Returns the rows written.
+    the quota is checked here again. The rows go in as one batch
+    (:func:`~imstags.storage.new_image_tags.insert_new_image_tags`), and the aggregate gets one
+    upsert per distinct (key, value) pair of the whole batch and one version bump, instead of
+    one per image. Returns the rows written.
     """
-    rows: list[tuple[str, str, str, str, object]] = []
     deltas: dict[tuple[str, str], int] = {}
-    connection = session.connection()
-    # The value as the database column stores it (SQLite: text in SQLAlchemy's format).
-    to_column = ImageTag.__table__.c.created_at.type.bind_processor(connection.dialect)
-    stamp = to_column(created_at) if to_column else created_at
-    for image_id, tags in tags_by_image.items():
+    for tags in tags_by_image.values():
         check_tag_quota(tags)
-        for key, value in tags.items():
-            rows.append((image_id, key, value, project_id, stamp))
-            deltas[key, value] = deltas.get((key, value), 0) + 1
-    if rows:
-        # In index order, so that each page of the (image_id, key) index is visited once; and
-        # as plain tuples to the driver, which halves the time of millions of rows.
-        rows.sort()
-        columns = "image_id, key, value, project_id, created_at"
-        if connection.dialect.name == "postgresql":  # COPY: several times faster than INSERT
-            driver: Any = connection.connection.driver_connection
-            with (
-                driver.cursor() as cursor,
-                cursor.copy(f"COPY image_tags ({columns}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-            statement = f"INSERT INTO image_tags ({columns}) VALUES ({', '.join([marker] * 5)})"  # noqa: S608
-            connection.exec_driver_sql(statement, rows)
+        for pair in tags.items():
+            deltas[pair] = deltas.get(pair, 0) + 1
+    written = insert_new_image_tags(session, project_id, tags_by_image, created_at)
+    if written:
         TagRows.of(session).adjust_counts(project_id, _in_lock_order(deltas))
-    return len(rows)
+    return written
