@@ -181,7 +181,7 @@ def _is_canonical_uuid(value: object) -> bool:
 
 
 @dataclass(frozen=True)
-class Batch:
+class ImportBatch:
     """Lines read up to ``last_line``: the parsed ones, or the reasons some of them are bad."""
 
     lines: list[ImportLine]
@@ -194,7 +194,7 @@ def read_batches(
     *,
     default_project_id: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-) -> Iterator[Batch]:
+) -> Iterator[ImportBatch]:
     """Parse JSON lines into batches of at most ``batch_size`` lines (blank lines aside).
 
     A batch with errors holds every bad line of it; the caller stops there (see module).
@@ -217,10 +217,10 @@ def read_batches(
             seen_in_batch.add(parsed.image_id)
             batch.append(parsed)
         if len(batch) + len(errors) >= batch_size:
-            yield Batch(batch, errors, number)
+            yield ImportBatch(batch, errors, number)
             batch, errors = [], []
             seen_in_batch.clear()
-    yield Batch(batch, errors, number)
+    yield ImportBatch(batch, errors, number)
 
 
 def write_batch(session: Session, batch: list[ImportLine]) -> tuple[int, int]:
