@@ -30,6 +30,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

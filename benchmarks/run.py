@@ -2,7 +2,8 @@
 
 For each database (SQLite, and PostgreSQL when ``--postgres URL`` is given) and each size N of
 workload W (one project, N images, 10 tags each from 50 keys x 20 values), it loads W with
-``imstags images import``, starts ``imstags serve`` with the floor route enabled, and measures:
+``imstags images import``, starts the server with the floor route (``benchmarks/floor.py``:
+``imstags serve``'s app and options plus one route), and measures:
 
 - the floor: ``/_bench/floor/{project}``, the core endpoint's bytes through the same stack with
   no database and no authentication;

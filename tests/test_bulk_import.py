@@ -1,4 +1,4 @@
-"""``imstags bench generate`` and ``imstags images import``, run as the real commands.
+"""``python -m benchmarks.generate`` and ``imstags images import``, run as the real commands.
 
 The import writes through the same rules as the API: tags validated, 10 at most, and the
 aggregate behind the core endpoint equal to a full recount afterwards.
@@ -17,25 +17,34 @@ import pytest
 from huaweicloudsdkims.v2 import ListImagesTagsRequest
 from sqlalchemy import func, select, text
 
-from imstags.domain.tags.summary import recount_project_tags, stored_counts
-from imstags.storage.models import Image
+from imstags.storage.models import Image, ImageTag
+from tests.support.aggregate import assert_aggregate_exact as assert_exact
 from tests.support.clients import ims_client
 from tests.support.server import server_environment
 
+REPOSITORY = Path(__file__).resolve().parent.parent
 
-def imstags(settings, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+
+def run_module(
+    settings, module: str, *args: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "imstags", *args],
+        [sys.executable, "-m", module, *args],
         env=server_environment(settings),
+        cwd=REPOSITORY,
         input=stdin,
         capture_output=True,
         timeout=120,
     )
 
 
+def imstags(settings, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return run_module(settings, "imstags", *args, stdin=stdin)
+
+
 def generate(settings, images: int, seed: int, project_id: str) -> list[dict]:
-    done = imstags(
-        settings, "bench", "generate", "--images", str(images), "--seed", str(seed),
+    done = run_module(
+        settings, "benchmarks.generate", "--images", str(images), "--seed", str(seed),
         "--project-id", project_id,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
@@ -61,10 +70,14 @@ def image_count(db, project_id: str) -> int:
 
 
 def assert_aggregate_exact(db, project_id: str) -> dict[tuple[str, str], int]:
+    """The aggregate equals a recount (``imstags db check``); returns how many images carry
+    each (key, value), as the tags were written."""
+    assert_exact(db, project_id)
     with db.read() as session:
-        counts = stored_counts(session, project_id)
-        assert counts == recount_project_tags(session, project_id)
-    return counts
+        rows = session.execute(
+            select(ImageTag.key, ImageTag.value).where(ImageTag.project_id == project_id)
+        ).all()
+    return dict(Counter((key, value) for key, value in rows))
 
 
 def line(project_id: str, tags: object, image_id: str | None = None) -> dict:
@@ -76,7 +89,7 @@ def line(project_id: str, tags: object, image_id: str | None = None) -> dict:
     }
 
 
-def test_bench_generate_is_workload_w_and_seeded(settings, project_id):
+def test_benchmarks_generate_is_workload_w_and_seeded(settings, project_id):
     lines = generate(settings, 200, 7, project_id)
     assert lines == generate(settings, 200, 7, project_id)
     assert lines != generate(settings, 200, 8, project_id)

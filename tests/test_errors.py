@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from imstags.api.app import create_app
+from imstags.services.container import build_services
 from tests.support.signing import sdk_signed_headers
 
 
@@ -72,7 +73,7 @@ async def get_in_process(app, path: str) -> httpx.Response:
 
 
 def test_unexpected_exception_returns_500_without_traceback(settings, db, caplog):
-    app = create_app(settings, db)
+    app = create_app(settings, build_services(settings, db))
 
     @app.get("/boom")
     def boom() -> None:

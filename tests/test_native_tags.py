@@ -24,10 +24,11 @@ from huaweicloudsdkims.v2 import (
 )
 
 from tests.conftest import new_project_id
+from tests.support.aggregate import assert_aggregate_exact
 from tests.support.clients import ims_client
 from tests.support.openstack import connect, keystone_session, make_user
 from tests.support.signing import sdk_signed_headers
-from tests.support.tagging import assert_aggregate_exact, create_image, refused, summary, tags_of
+from tests.support.tagging import create_image, refused, summary, tags_of
 
 # The SDK marks its Glance tag methods deprecated; they are still what it sends.
 pytestmark = pytest.mark.filterwarnings("ignore:Method 'glance_:DeprecationWarning")

@@ -261,8 +261,10 @@ def test_server_logs_at_debug_level_contain_no_secret(settings, db, make_credent
 def _logins(settings, db, name: str, passwords: list[str], project: str, **limits) -> list[int]:
     """Statuses of logins in this order, through an in-process app with these limits."""
     from imstags.api.app import create_app
+    from imstags.services.container import build_services
 
-    app = create_app(settings.model_copy(update=limits), db)
+    limited = settings.model_copy(update=limits)
+    app = create_app(limited, build_services(limited, db))
 
     async def run() -> list[int]:
         transport = httpx.ASGITransport(app=app)

@@ -373,8 +373,10 @@ def _replay(app, url: str, headers: dict[str, str]) -> list[int]:
 
 def _memo_app(settings, db, **overrides):
     from imstags.api.app import create_app
+    from imstags.services.container import build_services
 
-    return create_app(settings.model_copy(update=overrides), db)
+    changed = settings.model_copy(update=overrides)
+    return create_app(changed, build_services(changed, db))
 
 
 def test_memo_replay_is_refused_once_the_date_leaves_the_window(

@@ -29,9 +29,9 @@ from imstags.domain.credentials import IssuedCredential
 from imstags.domain.images import records as images_domain
 from imstags.domain.tags import operations
 from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
-from imstags.domain.tags.summary import recount_project_tags, stored_counts
 from imstags.storage.models import ImageTag
 from tests.conftest import new_project_id
+from tests.support.aggregate import assert_aggregate_exact
 from tests.support.clients import ims_client
 from tests.support.server import start_server
 from tests.support.signing import sdk_signed_headers
@@ -152,7 +152,7 @@ def check_invariants(db, project_id: str) -> None:
             .group_by(ImageTag.image_id)
         ).all()
         assert all(count <= MAX_TAGS_PER_IMAGE for _, count in per_image), per_image
-        assert stored_counts(session, project_id) == recount_project_tags(session, project_id)
+    assert_aggregate_exact(db, project_id)
 
 
 @pytest.fixture(params=["one-process", "two-processes"])

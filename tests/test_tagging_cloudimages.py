@@ -21,9 +21,10 @@ from huaweicloudsdkims.v2 import (
 )
 
 from tests.conftest import new_project_id
+from tests.support.aggregate import assert_aggregate_exact
 from tests.support.clients import ims_client
 from tests.support.signing import sdk_signed_headers
-from tests.support.tagging import assert_aggregate_exact, create_image, refused, summary, tags_of
+from tests.support.tagging import create_image, refused, summary, tags_of
 
 
 def put(ims: ImsClient, image_id: str, tag: str | None = None, image_tag=None) -> None:

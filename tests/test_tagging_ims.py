@@ -22,9 +22,9 @@ from huaweicloudsdkims.v2 import (
 )
 
 from tests.conftest import new_project_id
+from tests.support.aggregate import assert_aggregate_exact
 from tests.support.clients import ims_client
 from tests.support.tagging import (
-    assert_aggregate_exact,
     create_image,
     refused,
     summary,

@@ -64,10 +64,6 @@ class Settings(BaseSettings):
         "three round trips.",
     )
     log_level: str = "info"
-    bench_floor: bool = Field(
-        default=False,
-        description="Serve /_bench/floor/{project_id}, the benchmark's no-database baseline.",
-    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

@@ -28,10 +28,10 @@ import httpx
 from sqlalchemy import select
 
 from imstags.domain.credentials import IssuedCredential
-from imstags.domain.tags.summary import recount_project_tags, stored_counts
 from imstags.settings import Settings
 from imstags.storage.database import Database
 from imstags.storage.models import Image, ImageTag
+from tests.support.aggregate import aggregate_is_exact
 from tests.support.http import signed_request
 from tests.support.server import start_server
 
@@ -206,9 +206,7 @@ def verify(
             )
         ).all()
         images = set(session.scalars(select(Image.id).where(Image.project_id == project)))
-        report.aggregate_exact = stored_counts(session, project) == recount_project_tags(
-            session, project
-        )
+    report.aggregate_exact = aggregate_is_exact(db, project)
     tags: dict[str, dict[str, str]] = {}
     for image_id, key, value in rows:
         tags.setdefault(image_id, {})[key] = value

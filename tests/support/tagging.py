@@ -15,9 +15,6 @@ from huaweicloudsdkims.v2 import (
     ListImageTagsRequest,
 )
 
-from imstags.domain.tags.summary import recount_project_tags, stored_counts
-from imstags.storage.database import Database
-
 
 def create_image(ims: ImsClient, *tags: str, name: str = "img") -> str:
     body = GlanceCreateImageMetadataRequestBody(name=name, tags=list(tags))
@@ -42,8 +39,3 @@ def refused(call: Callable[[], Any], status: int, code: str) -> ClientRequestExc
     error = caught.value
     assert (error.status_code, error.error_code) == (status, code), error.error_msg
     return error
-
-
-def assert_aggregate_exact(db: Database, project_id: str) -> None:
-    with db.read() as session:
-        assert stored_counts(session, project_id) == recount_project_tags(session, project_id)

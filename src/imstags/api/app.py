@@ -16,14 +16,15 @@ from imstags.api.responses import JsonResponse
 from imstags.api.routes import include_routers
 from imstags.services.container import Services, build_services
 from imstags.settings import Settings
-from imstags.storage.database import Database
 
 
-def create_app(
-    settings: Settings, db: Database | None = None, services: Services | None = None
-) -> FastAPI:
-    """Build the ASGI app. The schema must already be migrated (``imstags db upgrade``)."""
-    services = services or build_services(settings, db)
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the ASGI app. The schema must already be migrated (``imstags db upgrade``).
+
+    ``services`` defaults to those :func:`build_services` makes of ``settings``; tests pass
+    their own to share a database.
+    """
+    services = services or build_services(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +43,7 @@ def create_app(
     )
     app.state.services = services
     install_error_handlers(app)
-    include_routers(app, services)
+    include_routers(app)
     install_openapi(app)
     # Added last = outermost: every response, refusals included, carries a request id.
     app.add_middleware(InputLimitsMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -228,7 +228,7 @@ def _decodes_cleanly(raw: bytes) -> bool:
 def _is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
-            media = value.split(b";", 1)[0].strip().lower()
+            media: bytes = value.split(b";", 1)[0].strip().lower()
             return media.endswith(b"/json") or media.endswith(b"+json")
     return True  # FastAPI parses a body without Content-Type as JSON too
 

@@ -130,4 +130,5 @@ def install_openapi(app: FastAPI) -> None:
             app.openapi_schema = build_openapi(app)
         return app.openapi_schema
 
+    # FastAPI documents replacing this method as the way to customise the schema.
     app.openapi = openapi  # type: ignore[method-assign]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import FastAPI
 
-from imstags.api import bench_floor, health
+from imstags.api import health
 from imstags.api.identity import tokens as identity_tokens
 from imstags.api.identity import versions as identity_versions
 from imstags.api.ims import cloudimage_tags, tag_queries
@@ -17,16 +15,11 @@ from imstags.api.openstack import schemas as openstack_schemas
 from imstags.api.openstack import tags as openstack_tags
 from imstags.api.openstack import versions as openstack_versions
 
-if TYPE_CHECKING:
-    from imstags.services.container import Services
 
-
-def include_routers(app: FastAPI, services: Services) -> None:
+def include_routers(app: FastAPI) -> None:
     # IMS extension APIs. The tag routes come before any /v2/{project_id}/images/{image_id}
     # route so that "/v2/P/images/tags" is never read as an image id "tags".
     # The same holds for /v2/P/images/resource_instances/action.
-    if services.settings.bench_floor:  # benchmarks only; first, so its routing costs least
-        app.include_router(bench_floor.router)
     app.include_router(ims_tags.router)
     app.include_router(tag_queries.router)
     app.include_router(cloudimage_tags.router)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from imstags.cli.bench import bench
 from imstags.cli.common import Context
 from imstags.cli.credentials import credentials
 from imstags.cli.database import db
@@ -38,5 +37,4 @@ main.add_command(serve)
 main.add_command(db)
 main.add_command(credentials)
 main.add_command(images)
-main.add_command(bench)
 main.add_command(users)

@@ -8,12 +8,10 @@ import click
 
 from imstags.cli.common import (
     Context,
-    database_of,
-    delete_one,
+    deleted_or_fail,
     echo_json_lines,
-    open_database,
     pass_context,
-    secret_box,
+    services_of,
 )
 from imstags.errors import ImsError
 
@@ -29,17 +27,11 @@ def credentials() -> None:
 @pass_context
 def create(ctx: Context, project_id: str, description: str) -> None:
     """Create an AK/SK pair; prints it as JSON (the secret is shown only here)."""
-    from imstags.domain.credentials import create_credential_tx
-
-    settings = ctx.settings()
-    database = open_database(settings)
-    box = secret_box(settings)
-    try:
-        issued = database.write(lambda s: create_credential_tx(s, box, project_id, description))
-    except ImsError as exc:
-        raise click.BadParameter(str(exc), param_hint="--project-id") from exc
-    finally:
-        database.dispose()
+    with services_of(ctx) as services:
+        try:
+            issued = services.accounts.create_credential(project_id, description)
+        except ImsError as exc:
+            raise click.BadParameter(str(exc), param_hint="--project-id") from exc
     click.echo(
         json.dumps(
             {"access": issued.access, "secret": issued.secret, "project_id": issued.project_id}
@@ -52,10 +44,8 @@ def create(ctx: Context, project_id: str, description: str) -> None:
 @pass_context
 def list_(ctx: Context, project_id: str | None) -> None:
     """List access keys (never secrets) as JSON lines."""
-    from imstags.domain.credentials import list_credentials
-
-    with database_of(ctx) as database, database.read() as session:
-        rows = list_credentials(session, project_id)
+    with services_of(ctx) as services:
+        rows = services.accounts.list_credentials(project_id)
     echo_json_lines(
         {
             "access": row.access,
@@ -72,11 +62,6 @@ def list_(ctx: Context, project_id: str | None) -> None:
 @pass_context
 def delete(ctx: Context, access: str) -> None:
     """Delete the credential with this access key."""
-    from imstags.domain.credentials import delete_credential_tx
-
-    delete_one(
-        ctx,
-        lambda s: delete_credential_tx(s, access),
-        name=access,
-        what="credential with access key",
-    )
+    with services_of(ctx) as services:
+        deleted = services.accounts.delete_credential(access)
+    deleted_or_fail(deleted, name=access, what="credential with access key")

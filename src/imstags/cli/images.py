@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from imstags.cli.common import Context, open_database, pass_context
+from imstags.cli.common import Context, pass_context, services_of
 
 
 def _count_lines(path: Path) -> int:
@@ -45,27 +45,23 @@ def import_(ctx: Context, file: Path, project_id: str | None, batch_size: int, q
     """
     from tqdm import tqdm
 
-    from imstags.domain.bulk_import import import_images
-
-    database = open_database(ctx.settings())
     stdin = str(file) == "-"
     total = None if stdin else _count_lines(file)
     handle = sys.stdin.buffer if stdin else file.open("rb")
     try:
-        with tqdm(total=total, unit=" lines", unit_scale=True, disable=quiet) as bar:
-            report = import_images(
-                database,
+        with (
+            services_of(ctx) as services,
+            tqdm(total=total, unit=" lines", unit_scale=True, disable=quiet) as bar,
+        ):
+            report = services.imports.import_lines(
                 handle,
                 default_project_id=project_id,
                 batch_size=batch_size,
                 on_progress=bar.update,
             )
-        if report.images:
-            database.refresh_statistics()
     finally:
         if not stdin:
             handle.close()
-        database.dispose()
     click.echo(
         f"imported {report.images} images with {report.tags} tags "
         f"(lines 1-{report.lines_committed} committed)",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 import click
 
-from imstags.cli.common import Context, open_database, pass_context, redact
+from imstags.cli.common import Context, pass_context
+from imstags.services.admin import upgrade_schema
+from imstags.settings import Settings
+
+APP_FACTORY = "imstags.api.app:create_app_from_environment"
 
 
 @click.command()
@@ -21,34 +24,35 @@ def serve(
     ctx: Context, host: str | None, port: int | None, workers: int | None, log_level: str | None
 ) -> None:
     """Serve every API on one port, after applying pending migrations."""
+    settings = ctx.settings(host=host, port=port, workers=workers, log_level=log_level)
+    run_server(settings, APP_FACTORY)
+
+
+def run_server(settings: Settings, factory: str) -> None:
+    """Migrate, then serve the app that ``factory`` ("module:function") builds.
+
+    Every process builds its app from ``IMSTAGS_*`` variables set here from the resolved
+    settings, one worker or many alike. The benchmark's floor server runs through here too, so
+    that it and ``imstags serve`` differ only in the app.
+    """
     import uvicorn
 
-    settings = ctx.settings(host=host, port=port, workers=workers, log_level=log_level)
     logging.basicConfig(level=settings.log_level.upper())
-    open_database(settings).dispose()
+    shown_url = upgrade_schema(settings)
     click.echo(
         f"imstags serving on http://{settings.host}:{settings.port} "
-        f"(database: {redact(settings.resolved_database_url)}, workers: {settings.workers})",
+        f"(database: {shown_url}, workers: {settings.workers})",
         err=True,
     )
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "access_log": False,
-    }
-    if settings.workers > 1:
-        # Workers are fresh processes: hand them the resolved settings through the environment.
-        for name, value in settings.model_dump(mode="json").items():
-            if value is not None:
-                os.environ[f"IMSTAGS_{name.upper()}"] = str(value)
-        uvicorn.run(
-            "imstags.api.app:create_app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            **common,
-        )
-    else:
-        from imstags.api.app import create_app
-
-        uvicorn.run(create_app(settings), **common)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            os.environ[f"IMSTAGS_{name.upper()}"] = str(value)
+    uvicorn.run(
+        factory,
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )

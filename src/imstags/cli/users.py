@@ -6,7 +6,13 @@ import json
 
 import click
 
-from imstags.cli.common import Context, database_of, delete_one, echo_json_lines, pass_context
+from imstags.cli.common import (
+    Context,
+    deleted_or_fail,
+    echo_json_lines,
+    pass_context,
+    services_of,
+)
 from imstags.errors import ImsError
 
 
@@ -31,13 +37,9 @@ def create(
     ctx: Context, name: str, password: str, project_id: str, project_name: str | None
 ) -> None:
     """Create a user; prints it as JSON (never the password)."""
-    from imstags.domain.identity import create_user_tx
-
     try:
-        with database_of(ctx) as database:
-            user = database.write(
-                lambda s: create_user_tx(s, name, password, project_id, project_name)
-            )
+        with services_of(ctx) as services:
+            user = services.accounts.create_user(name, password, project_id, project_name)
     except ImsError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
@@ -57,10 +59,8 @@ def create(
 @pass_context
 def list_(ctx: Context, project_id: str | None) -> None:
     """List users as JSON lines."""
-    from imstags.domain.identity import list_users
-
-    with database_of(ctx) as database, database.read() as session:
-        rows = list_users(session, project_id)
+    with services_of(ctx) as services:
+        rows = services.accounts.list_users(project_id)
     echo_json_lines(
         {
             "id": user.id,
@@ -78,6 +78,6 @@ def list_(ctx: Context, project_id: str | None) -> None:
 @pass_context
 def delete(ctx: Context, name: str) -> None:
     """Delete a user; its tokens stop working at once."""
-    from imstags.domain.identity import delete_user_tx
-
-    delete_one(ctx, lambda s: delete_user_tx(s, name), name=name, what="user named")
+    with services_of(ctx) as services:
+        deleted = services.accounts.delete_user(name)
+    deleted_or_fail(deleted, name=name, what="user named")

@@ -11,43 +11,41 @@ The format, one image a line (blank lines are skipped)::
   strings (``"k=v"``, ``"k"``), as the native OpenStack API writes them.
 - Any other field is refused, so that a misspelt ``tag`` is not silently dropped.
 
-Every tag passes the same rules as the API (:func:`~imstags.domain.tags.validate_tag`, the
-10-tag limit), and the aggregate is kept by
-:func:`~imstags.domain.tags.tag_new_images`, the batched form of the one write path, so it
-equals a full recount afterwards.
+Every tag passes the same rules as the API
+(:func:`~imstags.domain.tags.rules.validate_tag`, the 10-tag limit), and the aggregate is kept
+by :func:`~imstags.domain.tags.write_path.tag_new_images`, the batched form of the one write
+path, so it equals a full recount afterwards.
 
-Lines are written in batches, each in one transaction. A batch is validated whole before it is
-written; if any of its lines is bad, every bad line of it is reported with its line number,
-nothing of that batch is written, and the import stops there: the batches before it stay
-committed, and the report says how many lines they covered.
+Lines are read in batches (:func:`read_batches`) and each is written in one transaction
+(:func:`write_batch`, run by :class:`imstags.services.bulk_import.ImportService`). A batch is
+validated whole before it is written; if any of its lines is bad, every bad line of it is
+reported with its line number, nothing of that batch is written, and the import stops there:
+the batches before it stay committed, and the report says how many lines they covered.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 import orjson
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from imstags.domain.projects import check_project_id
 from imstags.domain.tags.native import validate_native_tag
 from imstags.domain.tags.rules import validate_tag
 from imstags.domain.tags.write_path import check_tag_quota, tag_new_images
-from imstags.errors import ImsError, InvalidTag
-from imstags.storage.database import Database
+from imstags.errors import ImsError, InvalidProjectId, InvalidTag
+from imstags.storage.bulk_load import existing_image_ids, tune_for_bulk_load
 from imstags.storage.models import Image
 
 DEFAULT_BATCH_SIZE = 20_000
 FIELDS = frozenset({"project_id", "id", "name", "tags"})
-PROJECT_ID_MAX_LENGTH = 64
 NAME_MAX_LENGTH = 255
-SQLITE_IMPORT_CACHE_KIB = 512 * 1024
-SQLITE_IMPORT_CHECKPOINT_PAGES = 50_000
-EXISTS_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -111,10 +109,9 @@ class LineParser:
         if unknown:
             raise ImsError(f"unknown field(s): {', '.join(sorted(unknown))}")
         project_id = doc.get("project_id", self.default_project_id)
-        if not isinstance(project_id, str) or not 0 < len(project_id) <= PROJECT_ID_MAX_LENGTH:
-            raise ImsError(
-                f"project_id must be a string of 1 to {PROJECT_ID_MAX_LENGTH} characters"
-            )
+        if not isinstance(project_id, str):
+            raise InvalidProjectId("project_id is missing or not a string")
+        check_project_id(project_id)
         image_id = doc.get("id")
         if image_id is None:
             image_id = str(uuid.uuid4())
@@ -183,42 +180,30 @@ def _is_canonical_uuid(value: object) -> bool:
         return False
 
 
-def import_images(
-    db: Database,
+@dataclass(frozen=True)
+class ImportBatch:
+    """Lines read up to ``last_line``: the parsed ones, or the reasons some of them are bad."""
+
+    lines: list[ImportLine]
+    errors: list[LineError]
+    last_line: int
+
+
+def read_batches(
     lines: Iterable[bytes | str],
     *,
     default_project_id: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    on_progress: Callable[[int], Any] | None = None,
-) -> ImportReport:
-    """Import JSON lines in batches; stops at the first batch with a bad line (see module)."""
+) -> Iterator[ImportBatch]:
+    """Parse JSON lines into batches of at most ``batch_size`` lines (blank lines aside).
+
+    A batch with errors holds every bad line of it; the caller stops there (see module).
+    """
     parser = LineParser(default_project_id)
-    report = ImportReport()
     batch: list[ImportLine] = []
     errors: list[LineError] = []
     seen_in_batch: set[str] = set()
     number = 0
-
-    def flush(last_line: int) -> bool:
-        nonlocal batch, errors
-        if errors:
-            report.errors.extend(errors)
-            return False
-        if batch:
-            try:
-                images, tags = db.write(lambda s: write_batch(s, batch))
-            except BatchRejected as rejected:
-                report.errors.extend(rejected.errors)
-                return False
-            report.images += images
-            report.tags += tags
-        if on_progress is not None:
-            on_progress(last_line - report.lines_committed)
-        report.lines_committed = last_line
-        batch, errors = [], []
-        seen_in_batch.clear()
-        return True
-
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -231,10 +216,11 @@ def import_images(
                 errors.append(LineError(number, f"image {parsed.image_id} occurs twice"))
             seen_in_batch.add(parsed.image_id)
             batch.append(parsed)
-        if len(batch) + len(errors) >= batch_size and not flush(number):
-            return report
-    flush(number)
-    return report
+        if len(batch) + len(errors) >= batch_size:
+            yield ImportBatch(batch, errors, number)
+            batch, errors = [], []
+            seen_in_batch.clear()
+    yield ImportBatch(batch, errors, number)
 
 
 def write_batch(session: Session, batch: list[ImportLine]) -> tuple[int, int]:
@@ -242,18 +228,8 @@ def write_batch(session: Session, batch: list[ImportLine]) -> tuple[int, int]:
 
     Returns (images, tags) written. An id that already exists rejects the whole batch.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        # The unique index on (image_id, key) takes random inserts: a large page cache keeps
-        # them from turning into a read syscall each. Per connection; it ends with it.
-        session.execute(text(f"PRAGMA cache_size=-{SQLITE_IMPORT_CACHE_KIB}"))
-        # Each commit rewrites the index pages it touched; checkpointing less often copies a
-        # page rewritten by several batches back to the database once.
-        session.execute(text(f"PRAGMA wal_autocheckpoint={SQLITE_IMPORT_CHECKPOINT_PAGES}"))
-    ids = sorted(item.image_id for item in batch)
-    existing: set[str] = set()
-    for start in range(0, len(ids), EXISTS_CHUNK):  # stay below SQLite's bound-parameter limit
-        chunk = ids[start : start + EXISTS_CHUNK]
-        existing.update(session.scalars(select(Image.id).where(Image.id.in_(chunk))))
+    tune_for_bulk_load(session)
+    existing = existing_image_ids(session, [item.image_id for item in batch])
     if existing:
         raise BatchRejected(
             [

@@ -33,7 +33,8 @@ _LOCK_IMAGE = {
     postgres: str(_LOCK.compile(dialect=dialect))
     for postgres, dialect in (
         (False, sqlite.dialect()),
-        (True, postgresql.dialect(paramstyle="format")),
+        # The PostgreSQL dialect's constructor is untyped in SQLAlchemy's stubs.
+        (True, postgresql.dialect(paramstyle="format")),  # type: ignore[no-untyped-call]
     )
 }
 _IMAGE_TAGS = "SELECT key, value FROM image_tags WHERE image_id = ?"

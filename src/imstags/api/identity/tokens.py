@@ -22,10 +22,11 @@ from pydantic import BaseModel, ConfigDict
 from imstags.api.deps import ServicesDep
 from imstags.api.links import public_base_url
 from imstags.api.responses import ERROR_RESPONSES, JsonResponse, no_content
-from imstags.api.security import Authenticated, Principal
+from imstags.api.security import Authenticated
 from imstags.domain import identity
 from imstags.domain.throttle import user_key
 from imstags.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
+from imstags.services.auth import Principal
 from imstags.settings import Settings
 
 router = APIRouter(tags=["Identity (Keystone v3)"])

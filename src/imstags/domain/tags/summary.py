@@ -1,4 +1,4 @@
-"""The per-project aggregate behind ``GET /v2/{project_id}/images/tags``, read and recounted.
+"""The per-project aggregate behind ``GET /v2/{project_id}/images/tags``, as it is read.
 
 ``tag_counts`` holds (key, value) -> number of images and ``tag_versions`` a counter bumped by
 every change; both are written only by :mod:`.write_path`, in the same transaction as the tags.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from imstags.storage.models import ImageTag, TagCount
+from imstags.storage.models import TagCount
 
 
 def project_tag_summary(session: Session, project_id: str) -> list[dict[str, object]]:
@@ -27,24 +27,3 @@ def project_tag_summary(session: Session, project_id: str) -> list[dict[str, obj
     for key, value in rows:
         grouped.setdefault(key, []).append(value)
     return [{"key": key, "values": sorted(grouped[key])} for key in sorted(grouped)]
-
-
-def recount_project_tags(session: Session, project_id: str) -> dict[tuple[str, str], int]:
-    """A full recount from ``image_tags`` (for checks and repair, never on the request path)."""
-    from sqlalchemy import func
-
-    rows = session.execute(
-        select(ImageTag.key, ImageTag.value, func.count())
-        .where(ImageTag.project_id == project_id)
-        .group_by(ImageTag.key, ImageTag.value)
-    )
-    return {(key, value): count for key, value, count in rows}
-
-
-def stored_counts(session: Session, project_id: str) -> dict[tuple[str, str], int]:
-    rows = session.execute(
-        select(TagCount.key, TagCount.value, TagCount.image_count).where(
-            TagCount.project_id == project_id
-        )
-    )
-    return {(key, value): count for key, value, count in rows}

@@ -34,7 +34,7 @@ def lock_image(session: Session, project_id: str, image_id: str) -> Image:
     """The project's image, locked for writing until the transaction ends
     (:func:`~imstags.storage.visibility.image_for_write`, the same lock as the tag write
     path's); another project's image is reported as missing, like one that does not exist."""
-    image = session.scalars(image_for_write(project_id, image_id)).first()
+    image: Image | None = session.scalars(image_for_write(project_id, image_id)).first()
     if image is None:
         raise ImageNotFound()
     return image

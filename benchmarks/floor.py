@@ -1,0 +1,70 @@
+"""The benchmark's floor: imstags's own app plus one route that answers the core endpoint's
+bytes with no database read and no authentication.
+
+The route is added to the app that :func:`imstags.api.app.create_app` builds, ahead of every
+other route, and the server runs with the options of ``imstags serve`` (see
+:func:`imstags.cli.serve.run_server`): the same framework, middleware and server as the core
+endpoint, so the difference between the two is what the core endpoint itself costs. The body
+is read once per project, on the first request, through the summary cache the core endpoint
+uses, and served from memory from then on. It lives here, not in the package, because no user
+needs it.
+
+    .venv/bin/python -m benchmarks.floor --port 9393 --workers 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from fastapi import FastAPI, Request, Response
+from starlette.routing import Route
+
+from imstags.api.app import create_app
+from imstags.cli.serve import run_server
+from imstags.services.tag_summary import SummaryBody
+from imstags.settings import Settings
+
+FLOOR_PATH = "/_bench/floor/{project_id}"
+
+
+def add_floor_route(app: FastAPI) -> None:
+    """Put the floor first, so that its routing costs least."""
+    bodies: dict[str, SummaryBody] = {}
+    tags = app.state.services.tags
+
+    async def floor(request: Request) -> Response:
+        project_id = request.path_params["project_id"]
+        body = bodies.get(project_id)
+        if body is None:
+            body = bodies[project_id] = await tags.summary(project_id)
+        headers = {"ETag": body.etag, "Cache-Control": "no-cache"}
+        return Response(body.body, media_type="application/json", headers=headers)
+
+    app.router.routes.insert(0, Route(FLOOR_PATH, floor, methods=["GET"]))
+
+
+def create_floor_app() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from ``IMSTAGS_*``, as every worker gets."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    app = create_app(settings)
+    add_floor_route(app)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--log-level")
+    args = parser.parse_args()
+    settings = Settings.load(
+        host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
+    )
+    run_server(settings, f"{__name__}:create_floor_app")
+
+
+if __name__ == "__main__":
+    main()
