@@ -20,9 +20,9 @@ from imstags.api.security import (
     AUTHENTICATES_IN_HANDLER,
     ProjectScoped,
     project_principal,
+    raw_header,
 )
 from imstags.domain.tags import operations as tagging
-from imstags.services.auth import raw_header
 
 if TYPE_CHECKING:
     from imstags.services.container import Services

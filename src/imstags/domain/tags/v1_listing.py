@@ -31,7 +31,7 @@ PAGE_PATTERN = re.compile(r"[1-9]\d{0,8}")
 
 def list_tags(session: Session, project_id: str, params: Sequence[tuple[str, str]]) -> list[str]:
     page, rest = _take_page(params)
-    query = image_queries.parse_query(project_id, rest, default_limit=DEFAULT_LIMIT)
+    query = image_queries.parse_list_query(project_id, rest, default_limit=DEFAULT_LIMIT)
     ids = select(Image.id).where(visible_to(project_id), *query.conditions)
     for key, value in query.tags:
         tag = aliased(ImageTag)
