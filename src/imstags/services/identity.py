@@ -88,4 +88,4 @@ class IdentityService:
 
     def _validate(self, token: str) -> identity.TokenInfo:
         with self._db.read() as session:
-            return identity.validate_token(session, token)
+            return identity.read_valid_token(session, token)

@@ -78,7 +78,7 @@ class AuthPart(_Loose):
     scope: Scope | None = None
 
 
-class AuthRequest(_Loose):
+class AuthBody(_Loose):
     auth: AuthPart
 
 
@@ -103,7 +103,7 @@ class CatalogEntry(BaseModel):
     endpoints: list[Endpoint]
 
 
-class TokenBody(BaseModel):
+class TokenDocument(BaseModel):
     methods: list[str]
     user: NamedRef
     project: NamedRef
@@ -116,17 +116,17 @@ class TokenBody(BaseModel):
 
 
 class TokenResponse(BaseModel):
-    token: TokenBody
+    token: TokenDocument
 
 
-def _scope_project(body: AuthRequest) -> ProjectRef | None:
+def _scope_project(body: AuthBody) -> ProjectRef | None:
     project = body.auth.scope.project if body.auth.scope else None
     if body.auth.scope is not None and project is None:
         raise BadRequest("Only project scope is supported.")
     return project
 
 
-def _password_auth(body: AuthRequest) -> identity.PasswordAuth:
+def _password_auth(body: AuthBody) -> identity.PasswordAuth:
     ident = body.auth.identity
     if "password" not in ident.methods or ident.password is None:
         raise Unauthorized("Only the password authentication method is supported.")
@@ -219,7 +219,7 @@ async def issue_token(
     identities: IdentityDep,
     settings: SettingsDep,
     base_url: BaseUrlDep,
-    body: Annotated[AuthRequest, Body()],
+    body: Annotated[AuthBody, Body()],
     nocatalog: str | None = None,
 ) -> Response:
     """Failed logins are throttled per user and per client address (429 with Retry-After,
@@ -237,7 +237,7 @@ async def issue_token(
     return _issued(issued, base_url, settings.region, catalog=nocatalog is None)
 
 
-def _token_auth(body: AuthRequest) -> tuple[str, ProjectRef | None]:
+def _token_auth(body: AuthBody) -> tuple[str, ProjectRef | None]:
     given = body.auth.identity.token
     if given is None:
         raise Unauthorized("The token method needs identity.token.id.")
