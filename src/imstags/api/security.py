@@ -25,11 +25,13 @@ def raw_header(scope: Scope, name: bytes) -> str | None:
 async def authenticated(request: Request) -> Principal:
     """The request's principal; the authenticator gets the request's raw facts."""
     scope = request.scope
-    raw = scope.get("raw_path")
-    path = raw.decode("latin-1").split("?", 1)[0] if raw else scope["path"]
     authenticator = request.app.state.services.authenticator
     principal: Principal = await authenticator.authenticate(
-        scope["method"], path, scope.get("query_string", b""), scope["headers"], request.body
+        scope["method"],
+        scope.get("raw_path") or scope["path"],
+        scope.get("query_string", b""),
+        scope["headers"],
+        request,  # its body() is awaited only for a signed request that declares a body
     )
     return principal
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from imstags.domain import signing
 from imstags.domain.credentials import find_secret
@@ -22,7 +22,14 @@ from imstags.storage.database import Database
 
 HeaderList = Sequence[tuple[bytes, bytes]]
 """Header names and values as received: names in lower case, values undecoded."""
-BodyReader = Callable[[], Awaitable[bytes]]
+
+
+class BodySource(Protocol):
+    """Where a request's body comes from (the web framework's request object will do)."""
+
+    async def body(self) -> bytes: ...
+
+
 BlockingRunner = Callable[..., Awaitable[Any]]
 VERIFIED_MEMO_SIZE = 4096
 
@@ -113,18 +120,19 @@ class Authenticator:
     async def authenticate(
         self,
         method: str,
-        raw_path: str,
+        raw_path: bytes | str,
         raw_query: bytes,
         headers: HeaderList,
-        read_body: BodyReader,
+        body_source: BodySource,
     ) -> Principal:
-        """The principal of a request, from its facts as received: ``raw_path`` still
-        percent-encoded and without the query, ``raw_query`` without the ``?``; ``read_body``
-        is awaited only for a signed request that declares a body."""
+        """The principal of a request, from its facts as received: ``raw_path`` the path's
+        bytes as sent (or, from a server that keeps no raw form, the decoded path),
+        ``raw_query`` without the ``?``. The body is read only for a signed request that
+        declares one. Nothing is decoded before the memo of verified requests is asked."""
         authorization = header_value(headers, b"authorization")
         if signing.is_sdk_signature(authorization):
             return await self._authenticate_signature(
-                method, raw_path, raw_query, headers, read_body
+                method, raw_path, raw_query, headers, body_source
             )
         token = header_value(headers, b"x-auth-token")
         if token:
@@ -135,10 +143,10 @@ class Authenticator:
     async def _authenticate_signature(
         self,
         method: str,
-        raw_path: str,
+        raw_path: bytes | str,
         raw_query: bytes,
         headers: HeaderList,
-        read_body: BodyReader,
+        body_source: BodySource,
     ) -> Principal:
         window = self._window
         # A bodiless request byte for byte the same as one verified before (a client repeating
@@ -154,10 +162,14 @@ class Authenticator:
         named = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
         # A request that declares no body (or an empty one) has none: skip reading the stream.
         has_body = named.get("content-length", "0") != "0" or "transfer-encoding" in named
-        body = await read_body() if has_body else b""
+        body = await body_source.body() if has_body else b""
         signed = signing.SignedRequest(
             method=method,
-            raw_path=raw_path,
+            raw_path=(
+                raw_path.decode("latin-1").split("?", 1)[0]
+                if isinstance(raw_path, bytes)
+                else raw_path
+            ),
             raw_query=raw_query.decode("latin-1"),
             headers=named,
             body=body,
