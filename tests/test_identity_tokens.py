@@ -282,9 +282,9 @@ def test_token_expires_after_its_ttl_in_the_domain(db, user):
     token, info = db.write(lambda s: identity.issue_token_tx(s, auth, 60, now=issued_at))
 
     with db.read() as session:
-        valid = identity.validate_token(session, token, now=issued_at + timedelta(seconds=59))
+        valid = identity.read_valid_token(session, token, now=issued_at + timedelta(seconds=59))
         with pytest.raises(Unauthorized, match="expired"):
-            identity.validate_token(session, token, now=issued_at + timedelta(seconds=60))
+            identity.read_valid_token(session, token, now=issued_at + timedelta(seconds=60))
     assert valid.project_id == user.project_id == info.project_id
 
 

@@ -15,12 +15,15 @@ import uuid
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from imstags.api.app import create_app
 from imstags.api.openapi import api_routes, requires_credentials
 from imstags.domain import identity
 from imstags.domain.secrets import SecretBox
+from imstags.errors import Unauthorized
+from imstags.services.auth import Authenticator, Principal
 from imstags.storage.models import Credential
 from tests.support.http import assert_error, signed_request
 from tests.support.server import start_server
@@ -293,3 +296,37 @@ def test_login_limits_are_settings(settings, db, project_id):
         settings, db, name, ["wrong"] * 7 + [password], project_id, login_failures_per_user=0
     )
     assert off == [401] * 7 + [201]
+
+
+def test_authenticator_checks_plain_request_facts_without_a_web_framework(db, settings):
+    """The service takes what the HTTP layer hands it (method, raw path and query, header
+    list, a body source) and the token check it is given; no request object is needed."""
+    seen: list[str] = []
+
+    def validate(token: str) -> Principal:
+        seen.append(token)
+        return Principal(project_id="p" * 32, method="token", user_id="u")
+
+    async def inline(work, *args):
+        return work(*args)
+
+    class NoBody:
+        async def body(self) -> bytes:
+            raise AssertionError("a token request's body is never read")
+
+    authenticator = Authenticator(
+        db,
+        SecretBox(Fernet.generate_key()),
+        date_window_seconds=900,
+        credential_cache_seconds=5,
+        token_validator=validate,
+        run_blocking=inline,
+    )
+    headers = [(b"x-auth-token", b"tok"), (b"content-length", b"3")]
+
+    principal = asyncio.run(authenticator.authenticate("GET", b"/v2/x", b"", headers, NoBody()))
+
+    assert principal.project_id == "p" * 32 and principal.method == "token"
+    assert seen == ["tok"]
+    with pytest.raises(Unauthorized):
+        asyncio.run(authenticator.authenticate("GET", b"/v2/x", b"", [], NoBody()))

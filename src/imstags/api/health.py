@@ -10,19 +10,12 @@ is back.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
-from imstags.api.deps import ServicesDep
+from imstags.api.deps import HealthDep
 from imstags.api.responses import ERROR_RESPONSES
-from imstags.errors import ImsError, ServiceUnavailable
-from imstags.storage.migrate import is_current
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["Health"])
 
 
@@ -48,20 +41,11 @@ async def healthz() -> HealthStatus:
     summary="Readiness probe",
     responses={503: ERROR_RESPONSES[503]},
 )
-def readyz(services: ServicesDep) -> ReadyStatus:
+async def readyz(health: HealthDep) -> ReadyStatus:
     """Ready when the database answers a query and its schema is the newest migration.
 
     Not ready is 503 with the usual error body; the bound on how long this takes is the
     database's connect timeout (see ``storage/database.py``).
     """
-    db = services.db
-    try:
-        with db.read() as session:
-            session.execute(text("SELECT 1"))
-        current = is_current(db.engine, db.url)
-    except (SQLAlchemyError, ImsError, OSError) as exc:
-        log.warning("not ready: database check failed: %s", type(exc).__name__)
-        raise ServiceUnavailable("Not ready: the database is unreachable.") from exc
-    if not current:
-        raise ServiceUnavailable("Not ready: the database schema is not at the newest migration.")
+    await health.check_ready()
     return ReadyStatus(status="ready", database="ok", migrations="current")

@@ -171,9 +171,9 @@ def reissue_token_tx(
     it was made from does, so re-issuing never extends a token's life.
     """
     now = now or _now()
-    current = validate_token(session, token, now)
+    current = read_valid_token(session, token, now)
     user = session.get(User, current.user_id)
-    if user is None:  # deleted since validate_token read it
+    if user is None:  # deleted since read_valid_token read it
         raise Unauthorized("The token is unknown.")
     scope = PasswordAuth(password="", project_id=project_id, project_name=project_name_)
     scoped = _scoped_project(session, scope, user)
@@ -244,7 +244,7 @@ def _scoped_project(session: Session, auth: PasswordAuth, user: User) -> str:
     return project_id
 
 
-def validate_token(session: Session, token: str, now: datetime | None = None) -> TokenInfo:
+def read_valid_token(session: Session, token: str, now: datetime | None = None) -> TokenInfo:
     """What a valid token stands for; 401 for an unknown, expired or revoked token."""
     now = now or _now()
     row = session.execute(

@@ -25,8 +25,14 @@ PROJECT_ID_MAX_LENGTH = 64
 PROJECT_NAME_MAX_LENGTH = 64
 
 
+def is_project_id(value: object) -> bool:
+    """The one rule of what may be a project id: a string of 1 to 64 characters."""
+    return isinstance(value, str) and 0 < len(value) <= PROJECT_ID_MAX_LENGTH
+
+
 def check_project_id(project_id: str) -> str:
-    if not project_id or len(project_id) > PROJECT_ID_MAX_LENGTH:
+    """``project_id`` if it is one (:func:`is_project_id`), else ``InvalidProjectId``."""
+    if not is_project_id(project_id):
         raise InvalidProjectId(f"A project id is 1 to {PROJECT_ID_MAX_LENGTH} characters.")
     return project_id
 

@@ -1,30 +1,42 @@
 """Who is calling: AK/SK signatures and Keystone tokens, both resolved to a project principal.
 
-The HTTP layer (:mod:`imstags.api.security`) hands requests to :class:`Authenticator` and turns
-the principal into FastAPI dependencies; the checks themselves, their caches and their threads
+The HTTP layer (:mod:`imstags.api.security`) hands :class:`Authenticator` the plain facts of a
+request (method, raw path and query, the header list, a way to read the body) and turns the
+principal into FastAPI dependencies; the checks themselves, their caches and their threads
 live here.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.types import Scope
-
-from imstags.domain import identity, signing
+from imstags.domain import signing
 from imstags.domain.credentials import find_secret
 from imstags.domain.secrets import SecretBox
 from imstags.errors import Forbidden, Unauthorized
+from imstags.services.threads import run_blocking
 from imstags.storage.database import Database
 
+HeaderList = Sequence[tuple[bytes, bytes]]
+"""Header names and values as received: names in lower case, values undecoded."""
 
-def raw_header(scope: Scope, name: bytes) -> str | None:
+
+class BodySource(Protocol):
+    """Where a request's body comes from (the web framework's request object will do)."""
+
+    async def body(self) -> bytes: ...
+
+
+BlockingRunner = Callable[..., Awaitable[Any]]
+VERIFIED_MEMO_SIZE = 4096
+
+
+def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
     """The first value of a header (``name`` in lower case, as ASGI gives names)."""
-    for key, value in scope["headers"]:
+    for key, value in headers:
         if key == name:
             decoded: str = value.decode("latin-1")
             return decoded
@@ -39,7 +51,6 @@ class Principal:
 
 
 TokenValidator = Callable[[str], Principal]
-VERIFIED_MEMO_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,8 @@ class Authenticator:
 
     The cache spares a database read and a decryption on every request; its lifetime
     (``credential_cache_seconds``) bounds how long a credential deleted through another
-    process keeps working.
+    process keeps working. Tokens are checked by ``token_validator`` (the identity service's),
+    on the shared thread pool (``run_blocking``).
     """
 
     def __init__(
@@ -75,6 +87,7 @@ class Authenticator:
         date_window_seconds: int,
         credential_cache_seconds: float,
         token_validator: TokenValidator,
+        run_blocking: BlockingRunner = run_blocking,
     ) -> None:
         self._db = db
         self._box = box
@@ -83,10 +96,8 @@ class Authenticator:
         self._secrets: dict[str, tuple[float, tuple[str, str] | None]] = {}
         # Bodiless requests already verified, by their raw request line and headers.
         self._verified: dict[tuple[object, ...], _Verified] = {}
-        self.token_validator = token_validator
-
-    def forget(self, access: str) -> None:
-        self._secrets.pop(access, None)
+        self._validate_token = token_validator
+        self._run_blocking = run_blocking
 
     def _cached_secret(self, access: str) -> tuple[str, str] | None | _Missing:
         cached = self._secrets.get(access)
@@ -106,62 +117,78 @@ class Authenticator:
         self._secrets[access] = (now + self._cache_seconds, found)
         return found
 
-    async def authenticate(self, request: Request) -> Principal:
-        # Straight from the ASGI scope: building Starlette's Headers for two lookups cost
-        # more than the rest of a signed request's check when the memo answers.
-        authorization = raw_header(request.scope, b"authorization")
+    async def authenticate(
+        self,
+        method: str,
+        raw_path: bytes | str,
+        raw_query: bytes,
+        headers: HeaderList,
+        body_source: BodySource,
+    ) -> Principal:
+        """The principal of a request, from its facts as received: ``raw_path`` the path's
+        bytes as sent (or, from a server that keeps no raw form, the decoded path),
+        ``raw_query`` without the ``?``. The body is read only for a signed request that
+        declares one. Nothing is decoded before the memo of verified requests is asked."""
+        authorization = header_value(headers, b"authorization")
         if signing.is_sdk_signature(authorization):
-            return await self._authenticate_signature(request)
-        token = raw_header(request.scope, b"x-auth-token")
+            return await self._authenticate_signature(
+                method, raw_path, raw_query, headers, body_source
+            )
+        token = header_value(headers, b"x-auth-token")
         if token:
-            return await run_in_threadpool(self.token_validator, token)
+            principal: Principal = await self._run_blocking(self._validate_token, token)
+            return principal
         raise Unauthorized("The request carries no valid credentials.")
 
-    async def _authenticate_signature(self, request: Request) -> Principal:
-        scope = request.scope
+    async def _authenticate_signature(
+        self,
+        method: str,
+        raw_path: bytes | str,
+        raw_query: bytes,
+        headers: HeaderList,
+        body_source: BodySource,
+    ) -> Principal:
         window = self._window
         # A bodiless request byte for byte the same as one verified before (a client repeating
         # a call within the second its signature dates from) would yield the same HMAC under
         # the same secret: while that secret is still the cached one, only the date window is
         # checked again. Keyed on the raw request line and headers, so any difference misses.
-        memo_key = (
-            scope["method"],
-            scope.get("raw_path") or scope["path"],
-            scope.get("query_string", b""),
-            tuple(scope["headers"]),
-        )
+        memo_key = (method, raw_path, raw_query, tuple(headers))
         memo = self._verified.get(memo_key)
         if memo is not None and self._cached_secret(memo.access) is memo.secret_entry:
             signing.check_sdk_date(memo.sdk_date, window_seconds=window)
             return memo.principal  # X-Project-Id was checked: it is among the same bytes
-        # ASGI header names are lower-case already; the signature needs about ten lookups.
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # Header names are lower-case already; the signature needs about ten lookups.
+        named = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
         # A request that declares no body (or an empty one) has none: skip reading the stream.
-        has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
-        body = await request.body() if has_body else b""
-        raw_path = scope.get("raw_path")
+        has_body = named.get("content-length", "0") != "0" or "transfer-encoding" in named
+        body = await body_source.body() if has_body else b""
         signed = signing.SignedRequest(
-            method=scope["method"],
-            raw_path=raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"],
-            raw_query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers,
+            method=method,
+            raw_path=(
+                raw_path.decode("latin-1").split("?", 1)[0]
+                if isinstance(raw_path, bytes)
+                else raw_path
+            ),
+            raw_query=raw_query.decode("latin-1"),
+            headers=named,
             body=body,
         )
         # With the secret cached, checking the signature is a few microseconds of hashing:
         # done inline, without the cost of a thread hop. Only a cache miss (a database read
         # and a decryption) goes to the thread pool.
-        header = signing.parse_authorization(headers.get("authorization", ""))
+        header = signing.parse_authorization(named.get("authorization", ""))
         found = self._cached_secret(header.access)
         if isinstance(found, _Missing):
-            found = await run_in_threadpool(self._lookup_secret, header.access)
+            found = await self._run_blocking(self._lookup_secret, header.access)
         known = found
         project_id = signing.verify(signed, lambda _access: known, window_seconds=window)
-        principal = self._principal(headers, project_id)
+        principal = self._principal(named, project_id)
         if not has_body and known is not None:
             if len(self._verified) >= VERIFIED_MEMO_SIZE:
                 self._verified.clear()
             self._verified[memo_key] = _Verified(
-                principal, header.access, known, headers.get("x-sdk-date", "")
+                principal, header.access, known, named.get("x-sdk-date", "")
             )
         return principal
 
@@ -171,18 +198,3 @@ class Authenticator:
         if claimed is not None and claimed != project_id:
             raise Forbidden("X-Project-Id names another project than the credentials.")
         return Principal(project_id=project_id, method="aksk")
-
-
-def token_validator(db: Database) -> TokenValidator:
-    """The :class:`Authenticator`'s check of ``X-Auth-Token``.
-
-    One primary-key read per request, no cache: a revoked token stops working at once, in
-    every process.
-    """
-
-    def validate(token: str) -> Principal:
-        with db.read() as session:
-            info = identity.validate_token(session, token)
-        return Principal(project_id=info.project_id, method="token", user_id=info.user_id)
-
-    return validate

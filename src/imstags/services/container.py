@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from imstags.domain.secrets import SecretBox, load_or_create_key
 from imstags.domain.throttle import Limit, LoginThrottle
-from imstags.services.auth import Authenticator, token_validator
+from imstags.services.auth import Authenticator
+from imstags.services.health import HealthService
+from imstags.services.identity import IdentityService
+from imstags.services.images import ImageService
 from imstags.services.tags import TagService
 from imstags.services.writes import WriteRunner
 from imstags.settings import Settings
@@ -26,8 +29,10 @@ class Services:
     box: SecretBox
     authenticator: Authenticator
     tags: TagService
-    login_throttle: LoginThrottle
     writes: WriteRunner
+    images: ImageService
+    identity: IdentityService
+    health: HealthService
 
     def close(self) -> None:
         """Let queued writes finish (at the app's shutdown)."""
@@ -38,8 +43,19 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     settings.ensure_data_dir()
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     database = db or Database(settings.resolved_database_url)
-    window = settings.login_failure_window_seconds
     writes = WriteRunner(database, threads=settings.write_threads)
+    window = settings.login_failure_window_seconds
+    identity = IdentityService(
+        database,
+        writes,
+        # Failed logins, counted per process: per user named in the request, and per client
+        # address across users.
+        LoginThrottle(
+            Limit(settings.login_failures_per_user, window),
+            Limit(settings.login_failures_per_client, window),
+        ),
+        token_ttl_seconds=settings.token_ttl_seconds,
+    )
     return Services(
         settings=settings,
         db=database,
@@ -49,14 +65,11 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
             box,
             date_window_seconds=settings.sdk_date_window_seconds,
             credential_cache_seconds=settings.credential_cache_seconds,
-            token_validator=token_validator(database),
+            token_validator=identity.principal_of_token,
         ),
         tags=TagService(database, writes),
-        # Failed logins, counted per process: per user named in the request, and per client
-        # address across users.
-        login_throttle=LoginThrottle(
-            Limit(settings.login_failures_per_user, window),
-            Limit(settings.login_failures_per_client, window),
-        ),
         writes=writes,
+        images=ImageService(database, writes),
+        identity=identity,
+        health=HealthService(database),
     )

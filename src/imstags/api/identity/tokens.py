@@ -4,7 +4,8 @@ The subset keystoneauth, openstacksdk and the ``openstack`` command use: passwor
 authentication scoped to a project (by id, or by name when the project has one), answered 201
 with the token in ``X-Subject-Token`` and a body whose service catalog points the ``image``
 service at this server's unversioned root. A token in ``X-Auth-Token`` then authenticates every
-API like an AK/SK signature does (:func:`token_validator`).
+API like an AK/SK signature does
+(:meth:`~imstags.services.identity.IdentityService.principal_of_token`).
 
 Departures from Keystone: only the ``password`` and ``token`` methods and project scope (a
 request without a scope gets the user's own project); roles are fixed (``member``,
@@ -19,15 +20,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from imstags.api.deps import ServicesDep
-from imstags.api.links import public_base_url
+from imstags.api.deps import BaseUrlDep, IdentityDep, SettingsDep
 from imstags.api.responses import ERROR_RESPONSES, JsonResponse, no_content
 from imstags.api.security import Authenticated
 from imstags.domain import identity
-from imstags.domain.throttle import user_key
-from imstags.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
-from imstags.services.auth import Principal
-from imstags.settings import Settings
+from imstags.errors import BadRequest, Unauthorized
+from imstags.services.identity import IssuedToken
 
 router = APIRouter(tags=["Identity (Keystone v3)"])
 
@@ -80,7 +78,7 @@ class AuthPart(_Loose):
     scope: Scope | None = None
 
 
-class AuthRequest(_Loose):
+class AuthBody(_Loose):
     auth: AuthPart
 
 
@@ -105,7 +103,7 @@ class CatalogEntry(BaseModel):
     endpoints: list[Endpoint]
 
 
-class TokenBody(BaseModel):
+class TokenDocument(BaseModel):
     methods: list[str]
     user: NamedRef
     project: NamedRef
@@ -118,17 +116,17 @@ class TokenBody(BaseModel):
 
 
 class TokenResponse(BaseModel):
-    token: TokenBody
+    token: TokenDocument
 
 
-def _scope_project(body: AuthRequest) -> ProjectRef | None:
+def _scope_project(body: AuthBody) -> ProjectRef | None:
     project = body.auth.scope.project if body.auth.scope else None
     if body.auth.scope is not None and project is None:
         raise BadRequest("Only project scope is supported.")
     return project
 
 
-def _password_auth(body: AuthRequest) -> identity.PasswordAuth:
+def _password_auth(body: AuthBody) -> identity.PasswordAuth:
     ident = body.auth.identity
     if "password" not in ident.methods or ident.password is None:
         raise Unauthorized("Only the password authentication method is supported.")
@@ -154,7 +152,7 @@ def _keystone_time(moment: datetime) -> str:
 
 
 def render_token(
-    info: identity.TokenInfo, base_url: str, settings: Settings, *, catalog: bool
+    info: identity.TokenInfo, base_url: str, region: str, *, catalog: bool
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "methods": list(info.methods),
@@ -172,7 +170,7 @@ def render_token(
         "is_domain": False,
     }
     if catalog:
-        body["catalog"] = service_catalog(base_url, settings.region)
+        body["catalog"] = service_catalog(base_url, region)
     return {"token": body}
 
 
@@ -216,72 +214,45 @@ def service_catalog(base_url: str, region: str) -> list[dict[str, Any]]:
         429: ERROR_RESPONSES[429],
     },
 )
-def issue_token(
+async def issue_token(
     request: Request,
-    services: ServicesDep,
-    body: Annotated[AuthRequest, Body()],
+    identities: IdentityDep,
+    settings: SettingsDep,
+    base_url: BaseUrlDep,
+    body: Annotated[AuthBody, Body()],
     nocatalog: str | None = None,
 ) -> Response:
     """Failed logins are throttled per user and per client address (429 with Retry-After,
-    checked before the password is): see ``domain/throttle.py``."""
-    settings = services.settings
+    checked before the password is): see ``domain/throttle.py``. The ``token`` method (a
+    valid token buys a new one for the same user and project, what keystoneauth's token
+    plugins send) is not throttled: a token cannot be guessed."""
     if body.auth.identity.methods == ["token"]:
-        return _reissue(request, services, body, catalog=nocatalog is None)
-    auth = _password_auth(body)
-    throttle = services.login_throttle
-    user = user_key([auth.user_id, auth.user_name, auth.user_domain_id, auth.user_domain_name])
-    client = request.client.host if request.client else ""
-    wait = throttle.retry_after(user, client)
-    if wait:
-        raise TooManyRequests(wait, f"Too many failed logins; try again in {wait} seconds.")
-    try:
-        token, info = services.db.write(
-            lambda s: identity.issue_token_tx(s, auth, settings.token_ttl_seconds)
+        given, project = _token_auth(body)
+        issued = await identities.reissue(
+            given, project.id if project else None, project.name if project else None
         )
-    except Unauthorized:
-        throttle.failed(user, client)
-        raise
-    throttle.succeeded(user)
-    document = render_token(
-        info, public_base_url(request, settings), settings, catalog=nocatalog is None
-    )
-    return JsonResponse(document, status_code=201, headers={SUBJECT_TOKEN: token})
+    else:
+        client = request.client.host if request.client else ""
+        issued = await identities.login(_password_auth(body), client)
+    return _issued(issued, base_url, settings.region, catalog=nocatalog is None)
 
 
-def _reissue(
-    request: Request, services: ServicesDep, body: AuthRequest, *, catalog: bool
-) -> Response:
-    """The ``token`` method: a valid token buys a new one for the same user and project (what
-    keystoneauth's token plugins send). Not throttled: a token cannot be guessed."""
+def _token_auth(body: AuthBody) -> tuple[str, ProjectRef | None]:
     given = body.auth.identity.token
     if given is None:
         raise Unauthorized("The token method needs identity.token.id.")
-    project = _scope_project(body)
-    token, info = services.db.write(
-        lambda s: identity.reissue_token_tx(
-            s, given.id, project.id if project else None, project.name if project else None
-        )
-    )
-    document = render_token(
-        info, public_base_url(request, services.settings), services.settings, catalog=catalog
-    )
-    return JsonResponse(document, status_code=201, headers={SUBJECT_TOKEN: token})
+    return given.id, _scope_project(body)
 
 
-def _subject(
-    principal: Principal, subject: str | None, services: ServicesDep
-) -> identity.TokenInfo:
-    """The subject token, which the caller may inspect or revoke only if it is its own user's."""
+def _issued(issued: IssuedToken, base_url: str, region: str, *, catalog: bool) -> Response:
+    document = render_token(issued.info, base_url, region, catalog=catalog)
+    return JsonResponse(document, status_code=201, headers={SUBJECT_TOKEN: issued.token})
+
+
+def _subject_token(subject: str | None) -> str:
     if not subject:
         raise BadRequest(f"The {SUBJECT_TOKEN} header is missing.")
-    try:
-        with services.db.read() as session:
-            info = identity.validate_token(session, subject)
-    except Unauthorized as exc:
-        raise NotFound(f"Could not find token: {exc.message}") from exc
-    if principal.user_id != info.user_id:
-        raise Forbidden("A token can be inspected or revoked only by its own user.")
-    return info
+    return subject
 
 
 @router.get(
@@ -290,17 +261,19 @@ def _subject(
     response_model=None,
     responses={200: {"model": TokenResponse, "description": "The subject token"}},
 )
-def validate_token(
-    request: Request,
+async def validate_token(
     principal: Authenticated,
-    services: ServicesDep,
+    identities: IdentityDep,
+    settings: SettingsDep,
+    base_url: BaseUrlDep,
     x_subject_token: Annotated[str | None, Header()] = None,
     nocatalog: str | None = None,
 ) -> Response:
-    info = _subject(principal, x_subject_token, services)
-    base = public_base_url(request, services.settings)
-    document = render_token(info, base, services.settings, catalog=nocatalog is None)
-    return JsonResponse(document, headers={SUBJECT_TOKEN: x_subject_token or ""})
+    """The subject token, which the caller may inspect only if it is its own user's."""
+    subject = _subject_token(x_subject_token)
+    info = await identities.inspect(principal.user_id, subject)
+    document = render_token(info, base_url, settings.region, catalog=nocatalog is None)
+    return JsonResponse(document, headers={SUBJECT_TOKEN: subject})
 
 
 @router.head(
@@ -309,22 +282,20 @@ def validate_token(
     status_code=200,
     response_class=Response,
 )
-def check_token(
+async def check_token(
     principal: Authenticated,
-    services: ServicesDep,
+    identities: IdentityDep,
     x_subject_token: Annotated[str | None, Header()] = None,
 ) -> Response:
-    _subject(principal, x_subject_token, services)
+    await identities.inspect(principal.user_id, _subject_token(x_subject_token))
     return Response(status_code=200)
 
 
 @router.delete("/v3/auth/tokens", status_code=204, summary="Revoking a token (Keystone v3)")
-def revoke_token(
+async def revoke_token(
     principal: Authenticated,
-    services: ServicesDep,
+    identities: IdentityDep,
     x_subject_token: Annotated[str | None, Header()] = None,
 ) -> Response:
-    _subject(principal, x_subject_token, services)
-    subject = x_subject_token or ""
-    services.db.write(lambda s: identity.revoke_token_tx(s, subject))
+    await identities.revoke(principal.user_id, _subject_token(x_subject_token))
     return no_content()

@@ -8,11 +8,10 @@ version list (openstacksdk reads it for the image service), so identity answers 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from imstags.api.deps import ServicesDep
-from imstags.api.links import public_base_url
+from imstags.api.deps import BaseUrlDep
 from imstags.api.responses import JsonResponse
 
 router = APIRouter(tags=["Identity (Keystone v3)"])
@@ -42,15 +41,14 @@ class IdentityVersionDocument(BaseModel):
     version: IdentityVersion
 
 
-def _version(request: Request, services: ServicesDep) -> JsonResponse:
-    base = public_base_url(request, services.settings)
+async def _version(base_url: BaseUrlDep) -> JsonResponse:
     return JsonResponse(
         {
             "version": {
                 "id": IDENTITY_VERSION,
                 "status": "stable",
                 "updated": "2020-04-07T00:00:00Z",
-                "links": [{"rel": "self", "href": f"{base}/v3/"}],
+                "links": [{"rel": "self", "href": f"{base_url}/v3/"}],
                 "media-types": [
                     {
                         "base": "application/json",

@@ -1,8 +1,8 @@
 """IMS image queries: ``GET /v2/cloudimages`` and ``PATCH /v2/cloudimages/{image_id}``.
 
 Reference chapter: ims_apis/image (querying_images, updating_an_image). The query shares its
-parsing and SQL with the native listing (:mod:`imstags.domain.image_queries`); the items are the
-same image documents.
+parsing and SQL with the native listing (:mod:`imstags.domain.images.listing`); the items are
+the same image documents.
 """
 
 from __future__ import annotations
@@ -12,25 +12,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from imstags.api.deps import ServicesDep
+from imstags.api.deps import ImagesDep
 from imstags.api.openstack.documents import ImageDocument, render_image
 from imstags.api.responses import JsonResponse
 from imstags.api.security import Authenticated
-from imstags.domain.images import listing as image_queries
-from imstags.domain.images import patch as image_patch
-from imstags.domain.images import records as images
-from imstags.errors import ImageNotFound
+from imstags.domain.images.listing import IMS_DEFAULT_PAGE_SIZE
+from imstags.domain.images.patch import parse_operations
 
 router = APIRouter(tags=["Images (IMS)"])
-
-DEFAULT_PAGE_SIZE = 500  # querying_images.rst
 
 
 class CloudImageList(BaseModel):
     images: list[ImageDocument]
 
 
-class UpdateOperation(BaseModel):
+class UpdateOperationBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     op: str
@@ -44,19 +40,19 @@ class UpdateOperation(BaseModel):
     response_model=None,
     responses={200: {"model": CloudImageList, "description": "One page of images"}},
 )
-def list_cloud_images(
-    request: Request, principal: Authenticated, services: ServicesDep
+async def list_cloud_images(
+    request: Request, principal: Authenticated, images: ImagesDep
 ) -> Response:
     """Filters (``tag``, ``__imagetype``, ``__platform``, ``__os_type``, ``name``, times...),
     ``marker``/``limit`` paging (500 by default, at most 1000) and sorting, as the reference
     lists them. The caller sees its own project's images only; ``member_status`` (sharing)
     matches nothing. The body is ``{"images": [...]}``: the next page starts after the last
     image's id (``marker``)."""
-    query = image_queries.parse_query(
-        principal.project_id, request.query_params.multi_items(), default_limit=DEFAULT_PAGE_SIZE
+    page = await images.list_images(
+        principal.project_id,
+        request.query_params.multi_items(),
+        default_limit=IMS_DEFAULT_PAGE_SIZE,
     )
-    with services.db.read() as session:
-        page = image_queries.run_query(session, query)
     return JsonResponse({"images": [render_image(record) for record in page.records]})
 
 
@@ -66,23 +62,17 @@ def list_cloud_images(
     response_model=None,
     responses={200: {"model": ImageDocument, "description": "The image after the update"}},
 )
-def update_cloud_image(
+async def update_cloud_image(
     image_id: str,
     principal: Authenticated,
-    services: ServicesDep,
-    body: Annotated[list[UpdateOperation], Body()],
+    images: ImagesDep,
+    body: Annotated[list[UpdateOperationBody], Body()],
 ) -> Response:
     """Changes ``name`` (1-128 characters of letters, digits, ``-._`` and spaces),
     ``min_ram`` and additional attributes (``__description``, ``__support_*``,
     ``hw_firmware_type``, ``max_ram``, extension attributes in lower case...). Departure: the
     reference updates only ``active`` images; imstags images never leave ``queued`` (no data is
     uploaded), so queued images can be updated too."""
-    operations = image_patch.parse_operations(
-        [item.model_dump(exclude_unset=True) for item in body]
-    )
-    if not images.is_well_formed_id(image_id):
-        raise ImageNotFound()
-    record = services.db.write(
-        lambda s: image_patch.apply_patch_tx(s, principal.project_id, image_id, operations, "ims")
-    )
+    operations = parse_operations([item.model_dump(exclude_unset=True) for item in body])
+    record = await images.patch_image(principal.project_id, image_id, operations, "ims")
     return JsonResponse(render_image(record))

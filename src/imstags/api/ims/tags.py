@@ -17,8 +17,8 @@ from imstags.api.security import (
     AUTHENTICATES_IN_HANDLER,
     ProjectScoped,
     project_principal,
+    raw_header,
 )
-from imstags.services.auth import raw_header
 from imstags.services.tags import TagService
 
 router = APIRouter(tags=["Image tagging (IMS)"])

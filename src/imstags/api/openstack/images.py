@@ -13,22 +13,19 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from imstags.api.deps import ServicesDep
+from imstags.api.deps import ImagesDep
 from imstags.api.openstack.documents import ImageDocument, render_image
 from imstags.api.openstack.schemas import image_schema
 from imstags.api.responses import JsonResponse, no_content
 from imstags.api.security import Authenticated
-from imstags.domain.images import listing as image_queries
-from imstags.domain.images import patch as image_patch
-from imstags.domain.images import records as images
-from imstags.domain.images.attributes import split_create_body
-from imstags.errors import BadRequest, EmptyBody, ImageNotFound, NotSupported
+from imstags.domain.images.listing import NATIVE_DEFAULT_PAGE_SIZE
+from imstags.domain.images.patch import OPS, parse_operations
+from imstags.domain.images.records import parse_create_body
+from imstags.errors import BadRequest, EmptyBody, NotSupported
 
 router = APIRouter(tags=["Images (native OpenStack)"])
 
-DEFAULT_PAGE_SIZE = 25
 PATCH_MEDIA_TYPES = (
     "application/openstack-images-v2.1-json-patch",
     "application/openstack-images-v2.0-json-patch",
@@ -38,7 +35,7 @@ PATCH_MEDIA_TYPES = (
 PATCH_OPERATION_SCHEMA = {
     "type": "object",
     "properties": {
-        "op": {"type": "string", "enum": list(image_patch.OPS)},
+        "op": {"type": "string", "enum": list(OPS)},
         "path": {"type": "string", "pattern": "^/.+"},
         "value": {},
     },
@@ -70,25 +67,11 @@ def _image_body_schema() -> dict[str, Any]:
         "requestBody": {"content": {"application/json": {"schema": _image_body_schema()}}}
     },
 )
-def create_image(
-    principal: Authenticated, services: ServicesDep, body: Annotated[dict[str, Any], Body()]
+async def create_image(
+    principal: Authenticated, images: ImagesDep, body: Annotated[dict[str, Any], Body()]
 ) -> Response:
     """Additional string properties are kept (openstacksdk sends ``owner_specified.*``)."""
-    body = dict(body)
-    tags = body.pop("tags", [])
-    if not isinstance(tags, list):
-        raise BadRequest("tags must be a list of strings.")
-    image_id = body.pop("id", None)
-    if image_id is not None and (
-        not isinstance(image_id, str) or not images.is_well_formed_id(image_id)
-    ):
-        raise BadRequest("id must be a UUID.")
-    fields = split_create_body(body)
-    record = services.db.write(
-        lambda s: images.create_image_tx(
-            s, principal.project_id, fields.columns, tags, fields.properties, image_id
-        )
-    )
+    record = await images.create_image(principal.project_id, parse_create_body(body))
     return JsonResponse(
         render_image(record),
         status_code=201,
@@ -102,21 +85,21 @@ def create_image(
     response_model=None,
     responses={200: {"model": ImageList, "description": "One page of images"}},
 )
-def list_images(request: Request, principal: Authenticated, services: ServicesDep) -> Response:
+async def list_images(request: Request, principal: Authenticated, images: ImagesDep) -> Response:
     """Filters, ``marker``/``limit`` paging (at most 1000 per page) and sorting as in the
     reference; ``next`` is present only when another page follows. Unknown parameters filter
     on the additional property of that name, as Glance does."""
     params = request.query_params.multi_items()
-    query = image_queries.parse_query(principal.project_id, params, default_limit=DEFAULT_PAGE_SIZE)
-    with services.db.read() as session:
-        page = image_queries.run_query(session, query)
+    page = await images.list_images(
+        principal.project_id, params, default_limit=NATIVE_DEFAULT_PAGE_SIZE
+    )
     body: dict[str, Any] = {
         "images": [render_image(record) for record in page.records],
         "schema": "/v2/schemas/images",
         "first": _page_link(params, None),
     }
     if page.has_more and page.records:
-        body["next"] = _page_link(params, page.records[-1].image.id, query.limit)
+        body["next"] = _page_link(params, page.records[-1].image.id, page.limit)
     return JsonResponse(body)
 
 
@@ -135,12 +118,8 @@ def _page_link(params: list[tuple[str, str]], marker: str | None, limit: int | N
     response_model=None,
     responses={200: {"model": ImageDocument, "description": "The image"}},
 )
-def show_image(image_id: str, principal: Authenticated, services: ServicesDep) -> Response:
-    if not images.is_well_formed_id(image_id):
-        raise ImageNotFound()
-    with services.db.read() as session:
-        record = images.get_image(session, principal.project_id, image_id)
-    return JsonResponse(render_image(record))
+async def show_image(image_id: str, principal: Authenticated, images: ImagesDep) -> Response:
+    return JsonResponse(render_image(await images.get_image(principal.project_id, image_id)))
 
 
 @router.patch(
@@ -159,7 +138,7 @@ def show_image(image_id: str, principal: Authenticated, services: ServicesDep) -
     },
 )
 async def update_image(
-    image_id: str, request: Request, principal: Authenticated, services: ServicesDep
+    image_id: str, request: Request, principal: Authenticated, images: ImagesDep
 ) -> Response:
     """Glance semantics: any writable base attribute, ``/tags`` (the whole list) and
     additional properties. Departures: the reference's constraint "only customised attributes,
@@ -170,15 +149,8 @@ async def update_image(
         raise BadRequest(
             f"The Content-Type must be {PATCH_MEDIA_TYPES[0]} or {PATCH_MEDIA_TYPES[1]}."
         )
-    operations = image_patch.parse_operations(_json(await request.body()))
-    if not images.is_well_formed_id(image_id):
-        raise ImageNotFound()
-    record = await run_in_threadpool(
-        services.db.write,
-        lambda s: image_patch.apply_patch_tx(
-            s, principal.project_id, image_id, operations, "native"
-        ),
-    )
+    operations = parse_operations(_json(await request.body()))
+    record = await images.patch_image(principal.project_id, image_id, operations, "native")
     return JsonResponse(render_image(record))
 
 
@@ -192,12 +164,10 @@ def _json(raw: bytes) -> Any:
 
 
 @router.delete("/v2/images/{image_id}", status_code=204, summary="Deleting an Image")
-def delete_image(image_id: str, principal: Authenticated, services: ServicesDep) -> Response:
+async def delete_image(image_id: str, principal: Authenticated, images: ImagesDep) -> Response:
     """A protected image is refused (400 ``IMG.0028``); the reference's ``delete_backup``
     body has nothing to act on here and is ignored."""
-    if not images.is_well_formed_id(image_id):
-        raise ImageNotFound()
-    services.db.write(lambda s: images.delete_image_tx(s, principal.project_id, image_id))
+    await images.delete_image(principal.project_id, image_id)
     return no_content()
 
 
@@ -208,7 +178,7 @@ def delete_image(image_id: str, principal: Authenticated, services: ServicesDep)
     response_class=Response,
 )
 async def upload_image_data(
-    image_id: str, request: Request, principal: Authenticated, services: ServicesDep
+    image_id: str, request: Request, principal: Authenticated, images: ImagesDep
 ) -> Response:
     """Departure: imstags keeps metadata only, so any data is 400 ``IMG.0105``. An empty
     upload is accepted and changes nothing (the image stays ``queued``): it is what
@@ -216,10 +186,7 @@ async def upload_image_data(
     async for chunk in request.stream():
         if chunk:
             raise NotSupported("The operation is not supported: imstags keeps image metadata only.")
-    if not images.is_well_formed_id(image_id):
-        raise ImageNotFound()
-    with services.db.read() as session:
-        images.get_image(session, principal.project_id, image_id)
+    await images.get_image(principal.project_id, image_id)  # 404 for an image it cannot see
     return no_content()
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imstags.api.responses import JsonResponse
 from imstags.api.security import Authenticated
-from imstags.domain.images import attributes as attrs
+from imstags.domain.images import attributes
 from imstags.domain.tags.native import NATIVE_TAG_MAX_LENGTH
 
 router = APIRouter(tags=["Image schemas (native OpenStack)"])
@@ -58,7 +58,7 @@ def image_schema() -> dict[str, Any]:
             "id": {"type": string, "pattern": _UUID_PATTERN, "description": "Image ID"},
             "name": {
                 "type": ["null", string],
-                "maxLength": attrs.NAME_MAX_LENGTH,
+                "maxLength": attributes.NAME_MAX_LENGTH,
                 "description": "Image name",
             },
             "status": {
@@ -67,7 +67,7 @@ def image_schema() -> dict[str, Any]:
                 "enum": ["queued", "saving", "active", "killed", "deleted", "pending_delete"],
                 "description": "Status of the image (READ-ONLY)",
             },
-            "visibility": {"type": string, "enum": list(attrs.VISIBILITIES)},
+            "visibility": {"type": string, "enum": list(attributes.VISIBILITIES)},
             "protected": {"type": "boolean", "description": "If true, the image cannot be deleted"},
             "tags": {
                 "type": "array",
@@ -76,9 +76,9 @@ def image_schema() -> dict[str, Any]:
             },
             "container_format": {
                 "type": ["null", string],
-                "enum": [None, *attrs.CONTAINER_FORMATS],
+                "enum": [None, *attributes.CONTAINER_FORMATS],
             },
-            "disk_format": {"type": ["null", string], "enum": [None, *attrs.DISK_FORMATS]},
+            "disk_format": {"type": ["null", string], "enum": [None, *attributes.DISK_FORMATS]},
             "min_ram": {"type": "integer", "minimum": 0, "description": "MB of RAM to boot"},
             "min_disk": {"type": "integer", "minimum": 0, "description": "GB of disk to boot"},
             "owner": {"type": ["null", string], "maxLength": 255, "description": "Project ID"},
@@ -90,15 +90,15 @@ def image_schema() -> dict[str, Any]:
             "self": _read_only(string, "URL of the image"),
             "file": _read_only(string, "URL of the image data"),
             "schema": _read_only(string, "URL of this schema"),
-            "__imagetype": {"type": string, "enum": list(attrs.IMAGE_TYPES)},
+            "__imagetype": {"type": string, "enum": list(attributes.IMAGE_TYPES)},
             "__isregistered": _read_only(string, "Whether the image is registered"),
-            "__os_type": {"type": string, "enum": list(attrs.OS_TYPES)},
+            "__os_type": {"type": string, "enum": list(attributes.OS_TYPES)},
             "__platform": {"type": string, "maxLength": 32},
             "__os_version": {"type": string, "maxLength": 128},
             "__os_bit": {"type": string},
-            "__description": {"type": string, "maxLength": attrs.DESCRIPTION_MAX_LENGTH},
-            "virtual_env_type": {"type": string, "enum": list(attrs.VIRTUAL_ENV_TYPES)},
-            "hw_firmware_type": {"type": string, "enum": list(attrs.FIRMWARE_TYPES)},
+            "__description": {"type": string, "maxLength": attributes.DESCRIPTION_MAX_LENGTH},
+            "virtual_env_type": {"type": string, "enum": list(attributes.VIRTUAL_ENV_TYPES)},
+            "hw_firmware_type": {"type": string, "enum": list(attributes.FIRMWARE_TYPES)},
         },
     }
 

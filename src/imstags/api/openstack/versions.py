@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
-from imstags.api.deps import ServicesDep
-from imstags.api.links import public_base_url
+from imstags.api.deps import BaseUrlDep
 from imstags.api.responses import JsonResponse
 
 router = APIRouter(tags=["API versions (native OpenStack)"])
@@ -63,19 +62,18 @@ _MULTIPLE: dict[int | str, dict[str, Any]] = {
     response_model=None,
     responses=_MULTIPLE,
 )
-def list_versions(request: Request, services: ServicesDep) -> JsonResponse:
-    return JsonResponse(version_list(public_base_url(request, services.settings)), status_code=300)
+async def list_versions(base_url: BaseUrlDep) -> JsonResponse:
+    return JsonResponse(version_list(base_url), status_code=300)
 
 
 @router.get("/versions", summary="Querying API Versions (200 form)", response_model=VersionList)
-def list_versions_ok(request: Request, services: ServicesDep) -> JsonResponse:
-    return JsonResponse(version_list(public_base_url(request, services.settings)))
+async def list_versions_ok(base_url: BaseUrlDep) -> JsonResponse:
+    return JsonResponse(version_list(base_url))
 
 
 def _one_version(prefix: str) -> Any:
-    def show(request: Request, services: ServicesDep) -> JsonResponse:
-        base = public_base_url(request, services.settings)
-        return JsonResponse(version_list(base, prefix), status_code=300)
+    async def show(base_url: BaseUrlDep) -> JsonResponse:
+        return JsonResponse(version_list(base_url, prefix), status_code=300)
 
     return show
 

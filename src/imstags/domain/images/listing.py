@@ -6,10 +6,10 @@ whether another page follows. Nothing is filtered in Python, so a page costs the
 the size of the catalog.
 
 Tags: ``tag=k=v`` is the IMS tag key ``k`` with value ``v``, ``tag=k`` the key ``k`` with the
-empty value (the native mapping of :mod:`imstags.domain.tags`); several ``tag`` parameters must
-all match. The aggregate's exact counts pick the plan (see :func:`_tag_plan`): a rare tag
-starts the query from its ``(project_id, key, value)`` index entries, common ones are checked
-by primary key while the images are read in order.
+empty value (the native mapping of :mod:`imstags.domain.tags.native`); several ``tag``
+parameters must all match. The aggregate's exact counts pick the plan (see
+:func:`_tag_plan`): a rare tag starts the query from its ``(project_id, key, value)`` index
+entries, common ones are checked by primary key while the images are read in order.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from imstags.domain.tags.write_path import tags_of_images
 from imstags.errors import BadRequest
 from imstags.storage.models import Image, ImageTag, TagCount
 
-MAX_LIMIT = 1000
+MAX_PAGE_SIZE = 1000
+NATIVE_DEFAULT_PAGE_SIZE = 25  # Glance's default
+IMS_DEFAULT_PAGE_SIZE = 500  # querying_images.rst
 # A tag on at most this many of a project's images starts the query from its index entries.
 DRIVING_TAG_LIMIT = 2000
 SORT_COLUMNS: dict[str, Any] = {
@@ -74,30 +76,31 @@ _PROPERTY_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,255}")
 
 
 @dataclass
-class ImageQuery:
+class ImageListQuery:
     project_id: str
     conditions: list[ColumnElement[bool]] = field(default_factory=list)
     tags: list[tuple[str, str]] = field(default_factory=list)
     sort: list[tuple[str, str]] = field(default_factory=list)
-    limit: int = 25
+    limit: int = NATIVE_DEFAULT_PAGE_SIZE
     marker: str | None = None
 
 
 @dataclass
-class ImagePage:
+class ImageListPage:
     records: list[ImageRecord]
     has_more: bool
+    limit: int  # the page size asked for, which the native "next" link repeats
 
 
-def parse_query(
+def parse_list_query(
     project_id: str, params: Sequence[tuple[str, str]], *, default_limit: int
-) -> ImageQuery:
-    """Turn query parameters into an :class:`ImageQuery`; any bad value is a 400.
+) -> ImageListQuery:
+    """Turn query parameters into an :class:`ImageListQuery`; any bad value is a 400.
 
     Unknown parameter names filter on the additional property of that name (as Glance does),
     so ``__os_bit=64`` or ``__support_kvm=true`` need no list of their own.
     """
-    query = ImageQuery(project_id, limit=default_limit)
+    query = ImageListQuery(project_id, limit=default_limit)
     single: dict[str, str] = {}
     for name, value in params:
         if name == "tag":
@@ -122,7 +125,7 @@ def _parse_tag(value: str) -> tuple[str, str]:
     return key.strip(), tag_value.strip()
 
 
-def _add_filter(query: ImageQuery, name: str, value: str) -> None:
+def _add_filter(query: ImageListQuery, name: str, value: str) -> None:
     conditions = query.conditions
     if name in _ALWAYS_TRUE:
         if value.lower() != _ALWAYS_TRUE[name]:
@@ -181,7 +184,7 @@ def _parse_limit(value: str | None, default: int) -> int:
         return default
     if not re.fullmatch(r"\d{1,9}", value):
         raise BadRequest("limit must be a non-negative integer.")
-    return min(int(value), MAX_LIMIT)
+    return min(int(value), MAX_PAGE_SIZE)
 
 
 def _parse_sort(
@@ -219,14 +222,14 @@ def _parse_sort(
     return pairs
 
 
-def run_query(session: Session, query: ImageQuery) -> ImagePage:
+def run_list_query(session: Session, query: ImageListQuery) -> ImageListPage:
     """One page of the project's images that match; tags come with them in one more query."""
     ids: list[str] | None = None
     pairs: list[tuple[str, str]] = []
     if query.tags:
         plan = _tag_plan(session, query)
         if plan is None:
-            return ImagePage([], False)
+            return ImageListPage([], False, query.limit)
         ids, pairs = plan
     if ids is None:
         stmt = select(Image).where(visible_to(query.project_id), *query.conditions)
@@ -245,11 +248,12 @@ def run_query(session: Session, query: ImageQuery) -> ImagePage:
     has_more = len(images) > query.limit
     images = images[: query.limit]
     tags = tags_of_images(session, [image.id for image in images])
-    return ImagePage([ImageRecord(image, tags[image.id]) for image in images], has_more)
+    records = [ImageRecord(image, tags[image.id]) for image in images]
+    return ImageListPage(records, has_more, query.limit)
 
 
 def _tag_plan(
-    session: Session, query: ImageQuery
+    session: Session, query: ImageListQuery
 ) -> tuple[list[str] | None, list[tuple[str, str]]] | None:
     """How to apply the tag filters: (ids to start from or None, tags to check by key).
 
@@ -286,7 +290,7 @@ def _tag_plan(
     return list(ids), [pair for pair in pairs if pair != rarest]
 
 
-def after_marker(session: Session, query: ImageQuery) -> ColumnElement[bool]:
+def after_marker(session: Session, query: ImageListQuery) -> ColumnElement[bool]:
     """Rows strictly after the marker image in the query's order (keyset paging).
 
     A marker that is not one of the project's images is a 400, as in Glance; a marker with

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from imstags.domain.images import attributes as attrs
+from imstags.domain.images import attributes
 from imstags.domain.images.records import ImageRecord, utcnow
 from imstags.domain.tags.native import format_native_tag, validate_native_tag
 from imstags.domain.tags.write_path import image_tags, lock_image, replace_image_tags
@@ -98,13 +98,13 @@ def apply_patch_tx(
         name = operation.attribute
         if name == "tags":
             tag_list = _patched_tags(tag_list, operation, flavour)
-        elif name in attrs.READ_ONLY or name == "__imagetype":
+        elif name in attributes.READ_ONLY or name == "__imagetype":
             raise Forbidden(f"Attribute '{name}' is read-only.")
-        elif name in attrs.COLUMNS:
+        elif name in attributes.COLUMNS:
             columns[name] = _patched_column(operation, flavour)
         else:
             _patch_property(properties, operation, flavour)
-    attrs.check_property_count(properties)
+    attributes.check_property_count(properties)
     tags: dict[str, str] = {}
     for raw in tag_list:
         key, tag_value = validate_native_tag(raw)
@@ -113,7 +113,7 @@ def apply_patch_tx(
         TagRows.of(session), image.project_id, image.id, current_tags, tags
     )
     for name, value in columns.items():
-        column = attrs.COLUMNS[name]
+        column = attributes.COLUMNS[name]
         if getattr(image, column) != value:
             setattr(image, column, value)
             changed = True
@@ -160,11 +160,11 @@ def _patched_column(operation: PatchOperation, flavour: Flavour) -> Any:
         if name not in IMS_COLUMNS:
             raise NotSupported(f"Attribute '{name}' cannot be updated.")
         if name == "name":
-            return attrs.check_ims_name(value)
+            return attributes.check_ims_name(value)
         value = _ims_integer(name, value)
     if name == "visibility" and value != "private":
         raise BadRequest("Image sharing is not supported: visibility can only be private.")
-    return attrs.check_value(name, value)
+    return attributes.check_value(name, value)
 
 
 def _ims_integer(name: str, value: Any) -> Any:
@@ -186,4 +186,4 @@ def _patch_property(
     if operation.op == "remove":
         del properties[name]
         return
-    properties[name] = attrs.check_property(name, operation.value)
+    properties[name] = attributes.check_property(name, operation.value)

@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from imstags.domain.images.attributes import COLUMNS
+from imstags.domain.images.attributes import COLUMNS, ImageFields, split_create_body
 from imstags.domain.projects import visible_to
 from imstags.domain.tags.native import validate_native_tag
 from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
 from imstags.domain.tags.write_path import image_tags, lock_image, replace_image_tags
 from imstags.errors import (
     AttributeConflict,
+    BadRequest,
     ImageNotFound,
     ImageProtected,
     TagQuotaExceeded,
@@ -47,6 +48,28 @@ def is_well_formed_id(image_id: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """A native create body, validated: what :func:`create_image_tx` needs."""
+
+    fields: ImageFields
+    native_tags: list[Any]
+    image_id: str | None = None
+
+
+def parse_create_body(body: Mapping[str, Any]) -> NewImage:
+    """Read ``POST /v2/images``: ``tags`` and ``id`` apart, the rest through
+    :func:`~imstags.domain.images.attributes.split_create_body`."""
+    rest = dict(body)
+    tags = rest.pop("tags", [])
+    if not isinstance(tags, list):
+        raise BadRequest("tags must be a list of strings.")
+    image_id = rest.pop("id", None)
+    if image_id is not None and (not isinstance(image_id, str) or not is_well_formed_id(image_id)):
+        raise BadRequest("id must be a UUID.")
+    return NewImage(split_create_body(rest), tags, image_id)
 
 
 def create_image_tx(

@@ -34,7 +34,7 @@ def tag_strings_of_page(
 ) -> list[str]:
     """The distinct tags, as native strings, of the page of images ``params`` selects."""
     page, rest = _take_page(params)
-    query = listing.parse_query(project_id, rest, default_limit=DEFAULT_IMAGES_PER_PAGE)
+    query = listing.parse_list_query(project_id, rest, default_limit=DEFAULT_IMAGES_PER_PAGE)
     ids = select(Image.id).where(visible_to(project_id), *query.conditions)
     for key, value in query.tags:
         tag = aliased(ImageTag)
