@@ -6,6 +6,7 @@ adding_or_deleting_image_tags_in_a_batch.
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import pytest
@@ -240,7 +241,7 @@ def test_batch_delete_characters_are_not_checked(ims, image):
     ],
 )
 def test_batch_delete_key_127_value_255_limits(ims, image, key, value, accepted):
-    call = lambda: batch(ims, image, "delete", [(key, value)])  # noqa: E731
+    call = functools.partial(batch, ims, image, "delete", [(key, value)])
     if accepted:
         call()
     else:
@@ -252,7 +253,7 @@ def test_batch_delete_key_127_value_255_limits(ims, image, key, value, accepted)
     [("k" * 36, "v" * 43, True), ("k" * 37, "v", False), ("k", "v" * 44, False)],
 )
 def test_batch_create_key_36_value_43_limits(ims, image, key, value, accepted):
-    call = lambda: batch(ims, image, "create", [(key, value)])  # noqa: E731
+    call = functools.partial(batch, ims, image, "create", [(key, value)])
     if accepted:
         call()
         assert tags_of(ims, image) == {key: value}

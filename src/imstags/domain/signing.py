@@ -49,7 +49,7 @@ class AuthorizationHeader:
 
 
 def is_sdk_signature(authorization: str | None) -> bool:
-    return bool(authorization) and authorization.startswith(ALGORITHM + " ")  # type: ignore[union-attr]
+    return authorization is not None and authorization.startswith(ALGORITHM + " ")
 
 
 @lru_cache(maxsize=1024)

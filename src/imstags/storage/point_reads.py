@@ -59,6 +59,7 @@ class PointReader:
         """
         statement = self._statements.get((table, column, key_column))
         if statement is None:
+            # Names come from code (TAG_VERSION), never from a request; the key is bound.
             statement = f"SELECT {column} FROM {table} WHERE {key_column} = {self._marker}"  # noqa: S608
             self._statements[table, column, key_column] = statement
         for attempt in (1, 2):
@@ -149,6 +150,7 @@ class AsyncPointReader:
     async def lookup(self, table: str, column: str, key_column: str, key: object) -> Any:
         statement = self._statements.get((table, column, key_column))
         if statement is None:
+            # Names come from code (TAG_VERSION), never from a request; the key is bound.
             statement = f"SELECT {column} FROM {table} WHERE {key_column} = $1"  # noqa: S608
             self._statements[table, column, key_column] = statement
         shared = self._next.get((statement, key))

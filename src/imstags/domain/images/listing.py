@@ -172,6 +172,7 @@ def _time_condition(name: str, value: str) -> ColumnElement[bool]:
             moment = datetime.strptime(text, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
+        # The operator functions are typed as returning Any; on columns they build a condition.
         return _TIME_OPS[op](_TIME_FILTERS[name], moment)  # type: ignore[no-any-return]
     raise BadRequest(
         f"The query parameter '{name}' must be 'operator:time' with an operator among "
