@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from imstags.api import bench_floor, health
+from imstags.api import bench_floor, console, health
 from imstags.api.identity import tokens as identity_tokens
 from imstags.api.identity import versions as identity_versions
 from imstags.api.ims import cloudimage_tags, tag_queries
@@ -42,3 +42,4 @@ def include_routers(app: FastAPI, services: Services) -> None:
     app.include_router(identity_tokens.router)
     # Liveness and readiness probes (no credentials).
     app.include_router(health.router)
+    console.mount_console(app)  # the web console's static files at /console/ (no API routes)
