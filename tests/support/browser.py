@@ -51,7 +51,7 @@ def ensure_chromium() -> str:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env, timeout=600)
     subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
+        ["apt-get", "install", "-y", "-q", "chromium"],
         check=True,
         env=env,
         timeout=1200,
