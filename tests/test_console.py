@@ -303,7 +303,9 @@ def test_console_sign_out_revokes_the_token(server, seeded, watched):
     page.get_by_role("button", name="Sign out").click()
 
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    expect(page.get_by_text("You are signed out.")).to_be_visible()
+    expect(
+        page.get_by_role("form", name="Sign in").get_by_text("You are signed out.")
+    ).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
     response = httpx.get(server.base_url + "/v2/images", headers={"X-Auth-Token": token})
     assert response.status_code == 401

@@ -89,7 +89,7 @@ function renderSignIn() {
     { class: "card sign-in", "aria-labelledby": "sign-in-title" },
     h("h1", { id: "sign-in-title" }, "Sign in"),
     h("p", { class: "hint" }, "With your imstags user (Keystone v3, domain Default)."),
-    signedOutMessage ? h("p", { class: "notice", role: "status" }, signedOutMessage) : null,
+    signedOutMessage ? h("p", { class: "notice" }, signedOutMessage) : null, // announced by onSignedOut
     name.wrap,
     password.wrap,
     error,
