@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from imstags.api import health
+from imstags.api import console, health
 from imstags.api.identity import tokens as identity_tokens
 from imstags.api.identity import versions as identity_versions
 from imstags.api.ims import cloudimage_tags, tag_queries
@@ -35,3 +35,4 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(identity_tokens.router)
     # Liveness and readiness probes (no credentials).
     app.include_router(health.router)
+    console.mount_console(app)  # the web console's static files at /console/ (no API routes)
