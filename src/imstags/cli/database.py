@@ -19,8 +19,9 @@ def db() -> None:
 @pass_context
 def upgrade(ctx: Context) -> None:
     """Apply all pending migrations."""
-    shown_url = upgrade_schema(ctx.settings())
-    click.echo(f"database at the newest schema: {shown_url}")
+    done = upgrade_schema(ctx.settings())
+    applied = ", ".join(done.applied) or "none pending"
+    click.echo(f"database at the newest schema: {done.shown_url} (applied: {applied})")
 
 
 @db.command("check")

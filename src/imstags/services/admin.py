@@ -27,11 +27,17 @@ from imstags.storage.database import Database, url_for_display
 from imstags.storage.migrate import upgrade
 
 
-def upgrade_schema(settings: Settings) -> str:
-    """Apply pending migrations; returns the database's URL fit to print (no password)."""
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    shown_url: str  # the database's URL fit to print (no password)
+    applied: list[str]  # migration revisions applied now, oldest first
+
+
+def upgrade_schema(settings: Settings) -> SchemaUpgrade:
+    """Apply pending migrations."""
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
-    return url_for_display(settings.resolved_database_url)
+    applied = upgrade(settings.resolved_database_url)
+    return SchemaUpgrade(url_for_display(settings.resolved_database_url), applied)
 
 
 class AccountService:
