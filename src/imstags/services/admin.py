@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from imstags.domain.credentials import (
     IssuedCredential,
@@ -17,9 +18,10 @@ from imstags.domain.credentials import (
     create_credential_tx,
     delete_credential_tx,
     list_credentials,
+    reseal_secrets_tx,
 )
 from imstags.domain.identity import UserInfo, create_user_tx, delete_user_tx, list_users
-from imstags.domain.secrets import SecretBox, load_or_create_key
+from imstags.domain.secrets import SecretBox, load_or_create_key, replace_key_file
 from imstags.services.bulk_import import ImportService
 from imstags.services.consistency import ConsistencyService
 from imstags.settings import Settings
@@ -60,6 +62,20 @@ class AccountService:
         with self._db.read() as session:
             return list_credentials(session, project_id)
 
+    def rotate_secret_key(self, new_key: str) -> KeyRotation:
+        """Re-encrypt every stored AK/SK secret under ``new_key``, in one transaction.
+
+        The secrets are opened with the configured key(s); when the key lives in the data
+        directory's key file (no ``secret_key`` setting), the file is replaced by the new key
+        after the commit, keeping the old one beside it until the operator deletes it.
+        """
+        sealer = SecretBox(new_key)
+        count = self._db.write(lambda s: reseal_secrets_tx(s, self._box(), sealer))
+        key_file = None
+        if not self._settings.secret_key:
+            key_file = replace_key_file(self._settings.ensure_data_dir(), new_key)
+        return KeyRotation(count, key_file)
+
     def delete_credential(self, access: str) -> bool:
         return self._db.write(lambda s: delete_credential_tx(s, access))
 
@@ -74,6 +90,12 @@ class AccountService:
 
     def delete_user(self, name: str) -> bool:
         return self._db.write(lambda s: delete_user_tx(s, name))
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    secrets: int  # how many stored secrets were re-encrypted
+    key_file: Path | None  # the key file now holding the new key (None: the key is a setting)
 
 
 @dataclass
