@@ -17,6 +17,7 @@ from imstags.cli.database import db
 from imstags.cli.images import images
 from imstags.cli.secrets import secrets
 from imstags.cli.serve import serve
+from imstags.cli.tags import tags
 from imstags.cli.users import users
 
 
@@ -40,3 +41,4 @@ main.add_command(credentials)
 main.add_command(images)
 main.add_command(users)
 main.add_command(secrets)
+main.add_command(tags)

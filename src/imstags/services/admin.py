@@ -21,6 +21,12 @@ from imstags.domain.credentials import (
     reseal_secrets_tx,
 )
 from imstags.domain.identity import UserInfo, create_user_tx, delete_user_tx, list_users
+from imstags.domain.operator_listing import (
+    ImageLine,
+    TagCountLine,
+    iter_images,
+    iter_tag_counts,
+)
 from imstags.domain.secrets import SecretBox, load_or_create_key, replace_key_file
 from imstags.services.bulk_import import ImportService
 from imstags.services.consistency import ConsistencyService
@@ -92,6 +98,21 @@ class AccountService:
         return self._db.write(lambda s: delete_user_tx(s, name))
 
 
+class CatalogViews:
+    """The operator's read-only views: images and the tag aggregate, streamed."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def images(self, project_id: str | None, limit: int | None) -> Iterator[ImageLine]:
+        with self._db.read() as session:
+            yield from iter_images(session, project_id, limit)
+
+    def tag_counts(self, project_id: str | None) -> Iterator[TagCountLine]:
+        with self._db.read() as session:
+            yield from iter_tag_counts(session, project_id)
+
+
 @dataclass(frozen=True)
 class KeyRotation:
     secrets: int  # how many stored secrets were re-encrypted
@@ -105,6 +126,7 @@ class AdminServices:
     accounts: AccountService
     imports: ImportService
     consistency: ConsistencyService
+    views: CatalogViews
 
 
 @contextmanager
@@ -117,6 +139,7 @@ def admin_services(settings: Settings) -> Iterator[AdminServices]:
             accounts=AccountService(db, settings),
             imports=ImportService(db),
             consistency=ConsistencyService(db),
+            views=CatalogViews(db),
         )
     finally:
         db.dispose()
