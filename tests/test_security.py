@@ -43,7 +43,6 @@ PUBLIC = {
     ("GET", "/v3"),
     ("GET", "/v3/"),
     ("POST", "/v3/auth/tokens"),
-    ("GET", "/metrics"),  # no credentials: the metrics_access setting decides (loopback)
 }
 PATH_PARAM = re.compile(r"\{([^}]+)\}")
 

@@ -7,7 +7,7 @@ own scrape rule) or ``open``.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 
 from imstags.api.middleware import RequestObserver
 from imstags.errors import Forbidden
@@ -20,10 +20,8 @@ def install_metrics(app: FastAPI, access: str) -> RequestObserver | None:
     """Add the route as ``access`` allows; returns the per-request observer (None when off)."""
     if access == "off":
         return None
-    router = APIRouter()
     loopback_only = access == "loopback"
 
-    @router.get("/metrics", include_in_schema=False)
     async def read_metrics(request: Request) -> Response:
         client = request.client
         if loopback_only and (client is None or client.host not in LOOPBACK):
@@ -31,5 +29,7 @@ def install_metrics(app: FastAPI, access: str) -> RequestObserver | None:
         body, media_type = metrics.exposition()
         return Response(body, media_type=media_type)
 
-    app.include_router(router)
+    # A plain Starlette route: not part of the IMS API, so not in its OpenAPI document or its
+    # route table (tests/test_openapi.py, tests/test_security.py).
+    app.router.add_route("/metrics", read_metrics, methods=["GET"], include_in_schema=False)
     return metrics.observe_request
