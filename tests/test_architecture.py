@@ -23,7 +23,7 @@ LAYERS = (
     ("imstags.services",),
     ("imstags.domain",),
     ("imstags.storage",),
-    ("imstags.errors", "imstags.settings"),
+    ("imstags.errors", "imstags.settings", "imstags.logging_config"),
 )
 API_DIR = Path(imstags.__file__).parent / "api"
 # Calls that mean a handler is doing a service's work: opening a transaction or choosing a

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +64,15 @@ class Settings(BaseSettings):
         "three round trips.",
     )
     log_level: str = "info"
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="Log lines as JSON objects or readable text; text on a terminal, else JSON.",
+    )
+    metrics_access: Literal["off", "loopback", "open"] = Field(
+        default="loopback",
+        description="Who may read GET /metrics: nobody (off: no route and no request "
+        "counting), loopback clients only, or anyone (open).",
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

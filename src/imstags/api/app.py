@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,10 +9,12 @@ from fastapi import FastAPI
 
 from imstags import __version__
 from imstags.api.errors import install_error_handlers
+from imstags.api.metrics import install_metrics
 from imstags.api.middleware import InputLimitsMiddleware, RequestIdMiddleware
 from imstags.api.openapi import install_openapi
 from imstags.api.responses import JsonResponse
 from imstags.api.routes import include_routers
+from imstags.logging_config import configure_logging
 from imstags.services.container import Services, build_services
 from imstags.settings import Settings
 
@@ -44,10 +45,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     include_routers(app)
+    observer = install_metrics(app, settings.metrics_access)
     install_openapi(app)
     # Added last = outermost: every response, refusals included, carries a request id.
     app.add_middleware(InputLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, observer=observer)
     return app
 
 
@@ -55,5 +57,5 @@ def create_app_from_environment() -> FastAPI:
     """Entry point for ``uvicorn --factory`` worker processes, which get their settings
     through ``IMSTAGS_*`` variables that ``imstags serve`` sets from its resolved settings."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)

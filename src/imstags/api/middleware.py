@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from time import perf_counter
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -15,76 +17,121 @@ from imstags.errors import BadRequest, InternalError
 from imstags.errors import BodyTooLarge as BodyTooLargeError
 
 log = logging.getLogger("imstags.api")
+access_log = logging.getLogger("imstags.access")
 REQUEST_ID_HEADER = b"x-request-id"
 
 
+RequestObserver = Callable[[str, str, int, float], None]
+"""Called once per answered request with (route template, method, status, seconds)."""
+
+
 class RequestIdMiddleware:
-    """Give every response an ``X-Request-Id``, and turn an unexpected exception into a 500.
+    """Give every response an ``X-Request-Id``, turn an unexpected exception into a 500, and
+    write the request's log line (``imstags.access``, level info) and metrics.
 
     It sits outside everything else, so that even a crash answers with the error body and the
-    id under which the traceback was logged; the client never sees the traceback itself.
+    id under which the traceback was logged; the client never sees the traceback itself. The
+    log line and ``observer`` (the metrics) come after the response: the route template is
+    known only once the router has matched, and the latency includes sending the body.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observer: RequestObserver | None = None) -> None:
         self.app = app
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = perf_counter()
         request_id = "req-" + uuid.uuid4().hex
         scope["imstags.request_id"] = request_id
         id_header = (REQUEST_ID_HEADER, request_id.encode())
-        started = False
+        status = 0  # until the response starts
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), id_header]
-                if log.isEnabledFor(logging.DEBUG):
-                    _log_request(scope, message["status"], request_id)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception(
-                "unhandled error in %s %s [%s]", scope.get("method"), scope.get("path"), request_id
+                "unhandled error in %s %s [%s]",
+                scope.get("method"),
+                _route_of(scope),
+                request_id,
+                extra={"request_id": request_id},
             )
-            if started:
+            if status:  # the response had started: nothing more can be sent
                 raise
-            body = orjson.dumps(
-                error_body(InternalError.code, f"Internal server error (request {request_id}).")
-            )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        id_header,
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            status = 500
+            await _send_internal_error(send, request_id, id_header)
+        finally:
+            seconds = perf_counter() - began
+            route = _route_of(scope)
+            if self.observer is not None:
+                self.observer(route, scope["method"], status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                _log_request(scope, route, status, seconds, request_id)
+
+
+async def _send_internal_error(send: Send, request_id: str, id_header: tuple[bytes, bytes]) -> None:
+    body = orjson.dumps(
+        error_body(InternalError.code, f"Internal server error (request {request_id}).")
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                id_header,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _route_of(scope: Scope) -> str:
+    """The matched route's template (``/v2/{project_id}/images/tags``), never the raw path:
+    ids stay out of metric labels; unmatched paths (404) share one value."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 _CREDENTIAL_HEADERS = (b"authorization", b"x-auth-token")
 
 
-def _log_request(scope: Scope, status: int, request_id: str) -> None:
-    """One debug line per request. It names which credential headers came, never their
-    values (nor the query string): tests/test_security.py checks no secret reaches the log."""
+def _log_request(scope: Scope, route: str, status: int, seconds: float, request_id: str) -> None:
+    """One line per request. It names which credential headers came, never their values (nor
+    the query string, nor the raw path): tests/test_security.py checks no secret reaches the
+    log."""
     present = [name.decode() for name, _ in scope.get("headers", ()) if name in _CREDENTIAL_HEADERS]
-    log.debug(
-        "%s %s -> %s [%s] credentials: %s",
-        scope.get("method"),
-        scope.get("path"),
+    client = scope.get("client")
+    project_id = scope.get("path_params", {}).get("project_id")
+    latency_ms = round(seconds * 1000, 3)
+    access_log.info(
+        "%s %s %s %.3fms",
+        scope["method"],
+        route,
         status,
-        request_id,
-        ", ".join(present) or "none",
+        latency_ms,
+        extra={
+            "request_id": request_id,
+            "project_id": project_id,
+            "method": scope["method"],
+            "route": route,
+            "status": status,
+            "latency_ms": latency_ms,
+            "client": client[0] if client else None,
+            "credentials": ",".join(present) or "none",
+        },
     )
 
 

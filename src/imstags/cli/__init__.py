@@ -15,7 +15,9 @@ from imstags.cli.common import Context
 from imstags.cli.credentials import credentials
 from imstags.cli.database import db
 from imstags.cli.images import images
+from imstags.cli.secrets import secrets
 from imstags.cli.serve import serve
+from imstags.cli.tags import tags
 from imstags.cli.users import users
 
 
@@ -38,3 +40,5 @@ main.add_command(db)
 main.add_command(credentials)
 main.add_command(images)
 main.add_command(users)
+main.add_command(secrets)
+main.add_command(tags)

@@ -1,11 +1,14 @@
-"""``imstags db ...``: the schema, and the consistency of the tag aggregate."""
+"""``imstags db ...``: the schema, backups, and the consistency of the tag aggregate."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from imstags.cli.common import Context, pass_context, services_of
 from imstags.services.admin import upgrade_schema
+from imstags.services.backup import BackupNeedsPgDump, backup_database
 
 MAX_SHOWN = 100
 
@@ -19,8 +22,28 @@ def db() -> None:
 @pass_context
 def upgrade(ctx: Context) -> None:
     """Apply all pending migrations."""
-    shown_url = upgrade_schema(ctx.settings())
-    click.echo(f"database at the newest schema: {shown_url}")
+    done = upgrade_schema(ctx.settings())
+    applied = ", ".join(done.applied) or "none pending"
+    click.echo(f"database at the newest schema: {done.shown_url} (applied: {applied})")
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_context
+def backup(ctx: Context, file: Path) -> None:
+    """Write a consistent copy of the live SQLite database to FILE (PostgreSQL: says which
+    pg_dump to run). Restore: put FILE as imstags.db in an empty data directory (or point
+    IMSTAGS_DATABASE_URL at it) with the same secret key; see docs/deploy.md."""
+    try:
+        done = backup_database(ctx.settings(), file)
+    except BackupNeedsPgDump as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"backed up {done.size} bytes to {done.target}")
+    click.echo(
+        "keep the secret-encryption key with it (IMSTAGS_SECRET_KEY or secret.key in the data "
+        "directory): the stored AK/SK secrets cannot be read without it",
+        err=True,
+    )
 
 
 @db.command("check")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from imstags.cli.common import Context, pass_context, services_of
+from imstags.cli.listing import FORMAT_OPTION, emit, wants_table
 
 
 def _count_lines(path: Path) -> int:
@@ -75,4 +77,32 @@ def import_(ctx: Context, file: Path, project_id: str | None, batch_size: int, q
         raise click.ClickException(
             f"stopped: the batch after line {report.lines_committed} has bad lines; "
             "nothing of it was written"
+        )
+
+
+IMAGE_COLUMNS = (
+    ("project_id", 32),
+    ("id", 36),
+    ("name", 24),
+    ("status", 8),
+    ("visibility", 10),
+    ("created_at", 25),
+    ("tags", 40),
+)
+
+
+@images.command("list")
+@click.option("--project-id", help="Only this project (default: every project).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many images.")
+@FORMAT_OPTION
+@pass_context
+def list_(
+    ctx: Context, project_id: str | None, limit: int | None, output_format: str | None
+) -> None:
+    """Images with their tags, in (project, id) order."""
+    with services_of(ctx) as services:
+        emit(
+            (asdict(line) for line in services.views.images(project_id, limit)),
+            IMAGE_COLUMNS,
+            table=wants_table(output_format),
         )

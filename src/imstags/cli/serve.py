@@ -4,27 +4,56 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 
 import click
 
+from imstags import __version__
 from imstags.cli.common import Context, pass_context
+from imstags.logging_config import configure_logging
 from imstags.services.admin import upgrade_schema
+from imstags.services.metrics import MULTIPROCESS_DIR_VARIABLE
 from imstags.settings import Settings
 
 APP_FACTORY = "imstags.api.app:create_app_from_environment"
+log = logging.getLogger("imstags.serve")
 
 
 @click.command()
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 9292).")
 @click.option("--workers", type=int, help="Worker processes (default 1).")
-@click.option("--log-level", help="debug, info, warning or error.")
+@click.option("--log-level", help="debug, info, warning or error (default info).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    help="Log lines as JSON or text (default: text on a terminal, else JSON).",
+)
+@click.option(
+    "--metrics-access",
+    type=click.Choice(["off", "loopback", "open"]),
+    help="Who may read GET /metrics (default loopback).",
+)
 @pass_context
 def serve(
-    ctx: Context, host: str | None, port: int | None, workers: int | None, log_level: str | None
+    ctx: Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    log_level: str | None,
+    log_format: str | None,
+    metrics_access: str | None,
 ) -> None:
     """Serve every API on one port, after applying pending migrations."""
-    settings = ctx.settings(host=host, port=port, workers=workers, log_level=log_level)
+    settings = ctx.settings(
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        log_format=log_format,
+        metrics_access=metrics_access,
+    )
     run_server(settings, APP_FACTORY)
 
 
@@ -37,22 +66,43 @@ def run_server(settings: Settings, factory: str) -> None:
     """
     import uvicorn
 
-    logging.basicConfig(level=settings.log_level.upper())
-    shown_url = upgrade_schema(settings)
-    click.echo(
-        f"imstags serving on http://{settings.host}:{settings.port} "
-        f"(database: {shown_url}, workers: {settings.workers})",
-        err=True,
-    )
+    configure_logging(settings.log_level, settings.log_format)
+    log.info("imstags %s", __version__)
+    done = upgrade_schema(settings)
+    log.info("database: %s", done.shown_url)
+    log.info("migrations applied: %s", ", ".join(done.applied) or "none pending")
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
             os.environ[f"IMSTAGS_{name.upper()}"] = str(value)
-    uvicorn.run(
-        factory,
-        factory=True,
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
+    metrics_dir = _multiprocess_metrics_dir(settings)
+    log.info(
+        "serving on http://%s:%s (workers: %s, metrics: %s)",
+        settings.host,
+        settings.port,
+        settings.workers,
+        settings.metrics_access,
     )
+    try:
+        uvicorn.run(
+            factory,
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,  # our handler and format (configure_logging), in every process
+            access_log=False,  # the request line is ours (imstags.access)
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _multiprocess_metrics_dir(settings: Settings) -> str | None:
+    """With several workers, a fresh directory where each writes its metrics (read back and
+    summed by whichever worker answers a scrape: prometheus-client's multiprocess mode). The
+    variable reaches the workers through the environment, before they import the client."""
+    if settings.workers <= 1 or settings.metrics_access == "off":
+        return None
+    path = tempfile.mkdtemp(prefix="imstags-metrics-")
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = path
+    return path

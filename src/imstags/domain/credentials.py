@@ -77,3 +77,13 @@ def find_secret(session: Session, box: SecretBox, access: str) -> tuple[str, str
     if row is None:
         return None
     return row.project_id, box.open(row.secret_encrypted)
+
+
+def reseal_secrets_tx(session: Session, opener: SecretBox, sealer: SecretBox) -> int:
+    """Re-encrypt every stored secret: opened with ``opener``'s keys, sealed with ``sealer``'s
+    first key. Returns how many; one transaction, so either all move or none."""
+    count = 0
+    for row in session.scalars(select(Credential)):
+        row.secret_encrypted = sealer.seal(opener.open(row.secret_encrypted))
+        count += 1
+    return count

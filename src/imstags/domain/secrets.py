@@ -9,14 +9,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 KEY_FILE_NAME = "secret.key"
 
 
 class SecretBox:
+    """Seals with the first key; opens with any of them.
+
+    ``key`` may list several keys separated by commas, newest first (``new,old``): while a key
+    rotation rolls over several hosts, each reads secrets sealed under either key
+    (``imstags secrets rotate``, docs/deploy.md).
+    """
+
     def __init__(self, key: str | bytes) -> None:
-        self._fernet = Fernet(key)
+        text = key.decode("ascii") if isinstance(key, bytes) else key
+        self._fernet = MultiFernet([Fernet(part.strip()) for part in text.split(",")])
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode("ascii")
@@ -46,3 +54,22 @@ def load_or_create_key(configured: str | None, data_dir: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def generate_key() -> str:
+    return Fernet.generate_key().decode("ascii")
+
+
+def replace_key_file(data_dir: Path, key: str) -> Path:
+    """Write ``key`` as the data directory's key file (0600, atomically), the old one kept as
+    ``secret.key.old``."""
+    path = data_dir / KEY_FILE_NAME
+    staged = data_dir / (KEY_FILE_NAME + ".new")
+    staged.unlink(missing_ok=True)
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    if path.exists():
+        os.replace(path, data_dir / (KEY_FILE_NAME + ".old"))
+    os.replace(staged, path)
+    return path

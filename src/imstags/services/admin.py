@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from imstags.domain.credentials import (
     IssuedCredential,
@@ -17,9 +18,16 @@ from imstags.domain.credentials import (
     create_credential_tx,
     delete_credential_tx,
     list_credentials,
+    reseal_secrets_tx,
 )
 from imstags.domain.identity import UserInfo, create_user_tx, delete_user_tx, list_users
-from imstags.domain.secrets import SecretBox, load_or_create_key
+from imstags.domain.operator_listing import (
+    ImageLine,
+    TagCountLine,
+    iter_images,
+    iter_tag_counts,
+)
+from imstags.domain.secrets import SecretBox, load_or_create_key, replace_key_file
 from imstags.services.bulk_import import ImportService
 from imstags.services.consistency import ConsistencyService
 from imstags.settings import Settings
@@ -27,11 +35,17 @@ from imstags.storage.database import Database, url_for_display
 from imstags.storage.migrate import upgrade
 
 
-def upgrade_schema(settings: Settings) -> str:
-    """Apply pending migrations; returns the database's URL fit to print (no password)."""
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    shown_url: str  # the database's URL fit to print (no password)
+    applied: list[str]  # migration revisions applied now, oldest first
+
+
+def upgrade_schema(settings: Settings) -> SchemaUpgrade:
+    """Apply pending migrations."""
     settings.ensure_data_dir()
-    upgrade(settings.resolved_database_url)
-    return url_for_display(settings.resolved_database_url)
+    applied = upgrade(settings.resolved_database_url)
+    return SchemaUpgrade(url_for_display(settings.resolved_database_url), applied)
 
 
 class AccountService:
@@ -54,6 +68,20 @@ class AccountService:
         with self._db.read() as session:
             return list_credentials(session, project_id)
 
+    def rotate_secret_key(self, new_key: str) -> KeyRotation:
+        """Re-encrypt every stored AK/SK secret under ``new_key``, in one transaction.
+
+        The secrets are opened with the configured key(s); when the key lives in the data
+        directory's key file (no ``secret_key`` setting), the file is replaced by the new key
+        after the commit, keeping the old one beside it until the operator deletes it.
+        """
+        sealer = SecretBox(new_key)
+        count = self._db.write(lambda s: reseal_secrets_tx(s, self._box(), sealer))
+        key_file = None
+        if not self._settings.secret_key:
+            key_file = replace_key_file(self._settings.ensure_data_dir(), new_key)
+        return KeyRotation(count, key_file)
+
     def delete_credential(self, access: str) -> bool:
         return self._db.write(lambda s: delete_credential_tx(s, access))
 
@@ -70,6 +98,27 @@ class AccountService:
         return self._db.write(lambda s: delete_user_tx(s, name))
 
 
+class CatalogViews:
+    """The operator's read-only views: images and the tag aggregate, streamed."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def images(self, project_id: str | None, limit: int | None) -> Iterator[ImageLine]:
+        with self._db.read() as session:
+            yield from iter_images(session, project_id, limit)
+
+    def tag_counts(self, project_id: str | None) -> Iterator[TagCountLine]:
+        with self._db.read() as session:
+            yield from iter_tag_counts(session, project_id)
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    secrets: int  # how many stored secrets were re-encrypted
+    key_file: Path | None  # the key file now holding the new key (None: the key is a setting)
+
+
 @dataclass
 class AdminServices:
     """The services of one command, on one database (migrated to the newest schema)."""
@@ -77,6 +126,7 @@ class AdminServices:
     accounts: AccountService
     imports: ImportService
     consistency: ConsistencyService
+    views: CatalogViews
 
 
 @contextmanager
@@ -89,6 +139,7 @@ def admin_services(settings: Settings) -> Iterator[AdminServices]:
             accounts=AccountService(db, settings),
             imports=ImportService(db),
             consistency=ConsistencyService(db),
+            views=CatalogViews(db),
         )
     finally:
         db.dispose()

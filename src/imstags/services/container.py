@@ -14,6 +14,7 @@ from imstags.services.auth import Authenticator
 from imstags.services.health import HealthService
 from imstags.services.identity import IdentityService
 from imstags.services.images import ImageService
+from imstags.services.metrics import instrument_database
 from imstags.services.tags import TagService
 from imstags.services.writes import WriteRunner
 from imstags.settings import Settings
@@ -43,6 +44,8 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     settings.ensure_data_dir()
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     database = db or Database(settings.resolved_database_url)
+    if settings.metrics_access != "off":
+        instrument_database(database)
     writes = WriteRunner(database, threads=settings.write_threads)
     window = settings.login_failure_window_seconds
     identity = IdentityService(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from imstags.services import metrics
+
 
 @dataclass(frozen=True)
 class SummaryBody:
@@ -36,13 +38,18 @@ class SummaryCache:
         # A lock-free read (one dict lookup is atomic): the hit is the hot path. Recency is
         # recorded when a body is built, so eviction drops the least recently rebuilt project.
         cached = self._entries.get(project_id)
-        return cached if cached is not None and cached.version == version else None
+        if cached is not None and cached.version == version:
+            metrics.SUMMARY_HIT.inc()
+            return cached
+        metrics.SUMMARY_MISS.inc()
+        return None
 
     def store(self, project_id: str, version: int, tags: list[dict[str, object]]) -> SummaryBody:
         """Serialise the project's summary and keep it under ``version`` (read before it)."""
         body = orjson.dumps({"tags": tags})
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         entry = SummaryBody(version, body, etag)
+        metrics.SUMMARY_REBUILDS.inc()
         with self._lock:
             self._entries[project_id] = entry
             self._entries.move_to_end(project_id)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from imstags.errors import ImsError
+from imstags.services import metrics
 from imstags.storage.database import Database
 
 P = ParamSpec("P")
@@ -35,7 +37,19 @@ class WriteRunner:
         """``work(*args, **kwargs)`` off the event loop, on one of the writer threads."""
         # As run_in_threadpool does: the call sees the request's context variables.
         call = functools.partial(contextvars.copy_context().run, work, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._thread(), call)
+        metrics.WRITER_QUEUE.inc()
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._thread(), call)
+        except ImsError as exc:
+            (metrics.WRITE_FAILED if exc.status >= 500 else metrics.WRITE_REFUSED).inc()
+            raise
+        except Exception:
+            metrics.WRITE_FAILED.inc()
+            raise
+        finally:
+            metrics.WRITER_QUEUE.dec()
+        metrics.WRITE_COMMITTED.inc()
+        return result
 
     def _thread(self) -> ThreadPoolExecutor:
         with self._lock:

@@ -130,6 +130,13 @@ class Database:
         self._one_writer: AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
+        # Called once per transaction run again after a lost race (the retry counter).
+        self.on_retry: Callable[[], object] = _nothing
+
+    @property
+    def pooled_engines(self) -> tuple[Engine, ...]:
+        """The engines whose SQLAlchemy pools sessions draw from (one on PostgreSQL)."""
+        return tuple({id(e): e for e in (self._read_engine, self._write_engine)}.values())
 
     @property
     def is_sqlite(self) -> bool:
@@ -209,6 +216,7 @@ class Database:
                     and self._is_retryable_driver_error(driver_error)
                 ):
                     log.info("retrying transaction after %s (attempt %d)", driver_error, number)
+                    self.on_retry()
                     time.sleep(0.005 * number)
                     continue
                 if not isinstance(exc, DBAPIError) and self._lost_connection(exc):
@@ -267,6 +275,10 @@ class Database:
         self._read_engine.dispose()
         if self._write_engine is not self._read_engine:
             self._write_engine.dispose()
+
+
+def _nothing() -> None:
+    return None
 
 
 @contextmanager

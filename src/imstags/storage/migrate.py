@@ -22,8 +22,13 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head") -> list[str]:
+    """Apply the migrations up to ``revision``; returns the revisions applied, oldest first."""
+    applied: list[str] = []
+    cfg = alembic_config(url)
+    cfg.attributes["on_version_apply"] = lambda step: applied.append(step.up_revision_id or "")
+    command.upgrade(cfg, revision)
+    return [revision_id for revision_id in applied if revision_id]
 
 
 def is_current(engine: Engine, url: str) -> bool:

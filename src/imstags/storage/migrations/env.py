@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import create_engine, pool
 
@@ -18,10 +20,19 @@ def run_migrations() -> None:
             connection=connection,
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            **_reporting(),
         )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
+
+
+def _reporting() -> dict[str, Any]:
+    """Tell imstags.storage.migrate which revisions ran (for its start-up line)."""
+    report = config.attributes.get("on_version_apply")
+    if report is None:
+        return {}
+    return {"on_version_apply": lambda *, step, **_: report(step)}
 
 
 run_migrations()
