@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 import pytest
 from huaweicloudsdkims.v2 import (
+    AddImageTagRequest,
+    AddImageTagRequestBody,
     BatchAddOrDeleteTagsRequest,
     BatchAddOrDeleteTagsRequestBody,
     BatchDeleteTagsRequest,
@@ -29,7 +31,7 @@ from huaweicloudsdkims.v2 import (
 
 from tests.support.aggregate import assert_aggregate_exact
 from tests.support.http import assert_error, signed_request
-from tests.support.tagging import create_image, summary, tags_of
+from tests.support.tagging import create_image, refused, summary, tags_of
 from tests.test_bulk_import import import_file, line, write_lines
 
 
@@ -374,3 +376,15 @@ def test_longest_native_tag_can_be_deleted_through_native_api(server, credential
         )
         assert response.status_code == 204, response.text
     assert tags_of(ims, image_id) == {}
+
+
+def test_sdk_add_tag_with_lone_surrogate_is_400(ims: ImsClient, db, project_id):
+    """The official client sends the lone surrogate as a JSON escape; it must not reach the
+    database (it answered 500 on both databases)."""
+    image_id = create_image(ims)
+    for key, value in (("k\ud800", "v"), ("k", "\udfff")):
+        body = AddImageTagRequestBody(tag=TagKeyValue(key=key, value=value))
+        refused(lambda: ims.add_image_tag(AddImageTagRequest(image_id=image_id, body=body)),
+                400, "IMG.0001")  # fmt: skip
+    assert tags_of(ims, image_id) == {}
+    assert_aggregate_exact(db, project_id)
