@@ -388,3 +388,20 @@ def test_sdk_add_tag_with_lone_surrogate_is_400(ims: ImsClient, db, project_id):
                 400, "IMG.0001")  # fmt: skip
     assert tags_of(ims, image_id) == {}
     assert_aggregate_exact(db, project_id)
+
+
+def test_create_with_another_projects_id_is_refused_while_reading_it_is_404(
+    server, ims, make_credential
+):
+    """What docs/decisions.md says "already exists" reveals: that the id exists, no more."""
+    taken = create_image(ims, "secret=1")
+    other = make_credential(uuid.uuid4().hex)
+    read = signed_request(server.base_url, other, "GET", f"/v2/images/{taken}")
+    assert_error(read, 404)
+    body = json.dumps({"name": "n", "id": taken}).encode()
+    created = signed_request(
+        server.base_url, other, "POST", "/v2/images", body=body,
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    message = assert_error(created, 400, "IMG.0035")
+    assert "secret" not in message
