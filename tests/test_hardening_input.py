@@ -12,6 +12,7 @@ import unicodedata
 import uuid
 from urllib.parse import quote
 
+import httpx
 import pytest
 from huaweicloudsdkims.v2 import (
     AddImageTagRequest,
@@ -25,12 +26,15 @@ from huaweicloudsdkims.v2 import (
     ListImageByTagsRequest,
     ListImageByTagsRequestBody,
     ResourceTag,
-    Tags,
     TagKeyValue,
+    Tags,
 )
+from sqlalchemy import select
 
+from imstags.storage.models import ImageTag
 from tests.support.aggregate import assert_aggregate_exact
 from tests.support.http import assert_error, signed_request
+from tests.support.signing import sdk_signed_headers
 from tests.support.tagging import create_image, refused, summary, tags_of
 from tests.test_bulk_import import import_file, line, write_lines
 
@@ -49,33 +53,36 @@ def send_json(server, credential, method: str, path: str, text: str, media="appl
 
 # --- item 8: lone surrogates ---------------------------------------------------------------
 
-LONE = r"\ud800"
+MARK = "@LONE@"  # replaced by a lone surrogate escape in the JSON text
+
+
+def with_lone_surrogate(body: object) -> str:
+    return json.dumps(body).replace(MARK, r"\ud800")
 
 
 def surrogate_requests(project: str, image_id: str) -> list[tuple[str, str, str, str]]:
     """(method, path, JSON text with a lone surrogate escape, media type) for each family."""
     json_type, patch_type = "application/json", "application/openstack-images-v2.1-json-patch"
-    return [
+    rename = [{"op": "replace", "path": "/name", "value": MARK}]
+    requests: list[tuple[str, str, object, str]] = [
         ("POST", f"/v2/{project}/images/{image_id}/tags",
-         '{"tag": {"key": "k%s", "value": "v"}}' % LONE, json_type),
+         {"tag": {"key": "k" + MARK, "value": "v"}}, json_type),
         ("POST", f"/v2/{project}/images/{image_id}/tags/action",
-         '{"action": "create", "tags": [{"key": "k", "value": "%s"}]}' % LONE, json_type),
+         {"action": "create", "tags": [{"key": "k", "value": MARK}]}, json_type),
         ("POST", f"/v2/{project}/images/{image_id}/tags/action",
-         '{"action": "delete", "tags": [{"key": "%s"}]}' % LONE, json_type),
+         {"action": "delete", "tags": [{"key": MARK}]}, json_type),
         ("PUT", "/v1/cloudimages/tags",
-         '{"image_id": "%s", "image_tag": {"key": "%s", "value": ""}}' % (image_id, LONE),
-         json_type),
+         {"image_id": image_id, "image_tag": {"key": MARK, "value": ""}}, json_type),
         ("DELETE", f"/v1/{project}/cloudimages/{image_id}/tags/delete",
-         '{"tags": [{"key": "%s"}]}' % LONE, json_type),
+         {"tags": [{"key": MARK}]}, json_type),
         ("POST", f"/v2/{project}/images/resource_instances/action",
-         '{"action": "count", "tags": [{"key": "%s", "values": []}]}' % LONE, json_type),
-        ("POST", "/v2/images", '{"name": "n", "tags": ["a%s"]}' % LONE, json_type),
-        ("POST", "/v2/images", '{"name": "n", "%s": "x"}' % LONE, json_type),
-        ("PATCH", f"/v2/images/{image_id}",
-         '[{"op": "replace", "path": "/name", "value": "%s"}]' % LONE, patch_type),
-        ("PATCH", f"/v2/cloudimages/{image_id}",
-         '[{"op": "replace", "path": "/name", "value": "%s"}]' % LONE, json_type),
+         {"action": "count", "tags": [{"key": MARK, "values": []}]}, json_type),
+        ("POST", "/v2/images", {"name": "n", "tags": ["a" + MARK]}, json_type),
+        ("POST", "/v2/images", {"name": "n", MARK: "x"}, json_type),
+        ("PATCH", f"/v2/images/{image_id}", rename, patch_type),
+        ("PATCH", f"/v2/cloudimages/{image_id}", rename, json_type),
     ]  # fmt: skip
+    return [(m, path, with_lone_surrogate(body), media) for m, path, body, media in requests]
 
 
 def test_json_bodies_with_lone_surrogate_are_400_on_every_family(
@@ -110,12 +117,10 @@ def test_json_body_with_surrogate_pair_or_escaped_backslash_is_accepted(
         "/v1/cloudimages/tags?tag=a%ED%B0%80",
     ],
 )
-def test_encoded_surrogates_in_path_or_query_are_400(server, credential, project_id, path_and_query):
+def test_encoded_surrogates_in_path_or_query_are_400(
+    server, credential, project_id, path_and_query
+):
     path, _, query = path_and_query.format(project=project_id).partition("?")
-    import httpx
-
-    from tests.support.signing import sdk_signed_headers
-
     url = server.base_url + path
     pairs = [tuple(item.split("=", 1)) for item in query.split("&")] if query else None
     headers = sdk_signed_headers("GET", url, credential.access, credential.secret, query=pairs)
@@ -200,13 +205,7 @@ def test_images_import_applies_the_tag_text_rule(settings, db, tmp_path, project
     done = import_file(settings, write_lines(tmp_path / "ok.jsonl", [good]))
     assert done.returncode == 0, done.stderr.decode()
     with db.read() as session:
-        from imstags.storage.models import ImageTag
-
-        keys = session.scalars(
-            ImageTag.__table__.select()
-            .with_only_columns(ImageTag.key)
-            .where(ImageTag.project_id == project_id)
-        ).all()
+        keys = session.scalars(select(ImageTag.key).where(ImageTag.project_id == project_id)).all()
     assert keys == ["caf\u00e9"]
     for text in ("a\u202eb", "\ufeffa", "a\u0085b"):
         bad = line(project_id, {"k": text})
@@ -326,7 +325,9 @@ def test_non_canonical_id_names_no_image_on_any_route(server, credential, ims, p
 
 def test_images_import_refuses_non_canonical_ids(settings, db, tmp_path, project_id):
     for spelling in id_spellings(str(uuid.uuid4())):
-        done = import_file(settings, write_lines(tmp_path / "i.jsonl", [line(project_id, {}, spelling)]))
+        done = import_file(
+            settings, write_lines(tmp_path / "i.jsonl", [line(project_id, {}, spelling)])
+        )
         assert done.returncode == 1, done.stderr.decode()
         assert "lower case" in done.stderr.decode()
 
@@ -341,7 +342,9 @@ def long_native_tags() -> tuple[str, str, str]:
     return key_only, key, value
 
 
-def test_longest_native_tags_can_be_queried_and_deleted_through_ims_apis(ims: ImsClient, db, project_id):
+def test_longest_native_tags_can_be_queried_and_deleted_through_ims_apis(
+    ims: ImsClient, db, project_id
+):
     key_only, key, value = long_native_tags()
     image_id = create_image(ims, key_only, f"{key}={value}")
     assert tags_of(ims, image_id) == {key_only: "", key: value}
@@ -384,8 +387,8 @@ def test_sdk_add_tag_with_lone_surrogate_is_400(ims: ImsClient, db, project_id):
     image_id = create_image(ims)
     for key, value in (("k\ud800", "v"), ("k", "\udfff")):
         body = AddImageTagRequestBody(tag=TagKeyValue(key=key, value=value))
-        refused(lambda: ims.add_image_tag(AddImageTagRequest(image_id=image_id, body=body)),
-                400, "IMG.0001")  # fmt: skip
+        request = AddImageTagRequest(image_id=image_id, body=body)
+        refused(lambda request=request: ims.add_image_tag(request), 400, "IMG.0001")
     assert tags_of(ims, image_id) == {}
     assert_aggregate_exact(db, project_id)
 
