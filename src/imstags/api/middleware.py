@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from time import perf_counter
@@ -157,7 +159,17 @@ class NulInBody(StarletteHTTPException):
         super().__init__(status_code=400, detail="The request body contains a NUL character.")
 
 
+class InvalidUnicodeInBody(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(
+            status_code=400,
+            detail="The request body contains text that is not valid Unicode (a lone surrogate).",
+        )
+
+
 _JSON_NUL = b"\\u0000"
+# A JSON escape of a surrogate code point (U+D800-U+DFFF): a pair is valid, a lone one is not.
+_JSON_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class InputLimitsMiddleware:
@@ -168,8 +180,9 @@ class InputLimitsMiddleware:
       soon as it passes the limit, so the server never holds more than the limit.
     - A path, query string or header block beyond a sane size is 414 / 431.
     - A NUL byte anywhere in the path, query or headers, or percent-encoding in the path or
-      query that does not decode to UTF-8, is 400: PostgreSQL rejects NUL in text, and no
-      legitimate client sends either.
+      query that does not decode to UTF-8 (an encoded surrogate does not), is 400: PostgreSQL
+      rejects NUL in text, and no legitimate client sends either.
+    - A JSON body with ``\\u0000`` or a lone surrogate escape in a string is 400.
 
     Every refusal is the usual error body. This runs inside ``RequestIdMiddleware`` so that
     refusals carry a request id too.
@@ -215,26 +228,36 @@ class InputLimitsMiddleware:
 
     def _guarded(self, receive: Receive, is_json: bool) -> Receive:
         """``receive`` that counts the body (for chunked bodies, whose size nobody declared)
-        and, for JSON, refuses the escape ``\\u0000``: a NUL inside a string that would
-        otherwise reach the database (PostgreSQL refuses NUL in text with an error)."""
+        and, for JSON, refuses what must not reach a handler or the database: the escape
+        ``\\u0000`` (PostgreSQL refuses NUL in text) and lone surrogates (``"\\ud800"``: the
+        JSON parser makes a ``str`` of it that no driver can encode). A JSON body is handed on
+        whole, in one message, once it has been checked; it is at most ``max_body_bytes``."""
         limit = self.max_body_bytes
         seen = 0
-        tail = b""
 
         async def guarded_receive() -> Message:
-            nonlocal seen, tail
+            nonlocal seen
             message = await receive()
-            if message["type"] == "http.request":
-                chunk = message.get("body", b"")
-                seen += len(chunk)
-                if seen > limit:
-                    raise BodyTooLarge(self._too_large_message())
-                if is_json and chunk:
-                    window = tail + chunk
-                    if _JSON_NUL in window:
-                        raise NulInBody()
-                    tail = window[-(len(_JSON_NUL) - 1) :]
-            return message
+            if message["type"] != "http.request":
+                return message
+            chunks = [message.get("body", b"")]
+            seen += len(chunks[0])
+            while is_json and message.get("more_body", False) and seen <= limit:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return message
+                chunks.append(message.get("body", b""))
+                seen += len(chunks[-1])
+            if seen > limit:
+                raise BodyTooLarge(self._too_large_message())
+            if not is_json:
+                return message
+            body = b"".join(chunks)
+            if _JSON_NUL in body:
+                raise NulInBody()
+            if _JSON_SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(body):
+                raise InvalidUnicodeInBody()
+            return {"type": "http.request", "body": body, "more_body": False}
 
         return guarded_receive
 
@@ -272,11 +295,38 @@ def _decodes_cleanly(raw: bytes) -> bool:
     return True
 
 
+def _has_lone_surrogate(body: bytes) -> bool:
+    """Does the JSON document hold a string (or key) with a lone surrogate?
+
+    Parsed as the framework parses it; a body that does not parse is left to the framework's
+    own 400. Walked without recursion, since nesting is bounded only by the parser's limit.
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    pending: list[object] = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def _is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
             media: bytes = value.split(b";", 1)[0].strip().lower()
-            return media.endswith(b"/json") or media.endswith(b"+json")
+            # application/json, ...+json, and Glance's PATCH type ...-json-patch
+            return media.endswith((b"/json", b"+json", b"-json-patch"))
     return True  # FastAPI parses a body without Content-Type as JSON too
 
 

@@ -35,6 +35,7 @@ import orjson
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from imstags.domain.images.records import is_well_formed_id
 from imstags.domain.projects import check_project_id
 from imstags.domain.tags.native import validate_native_tag
 from imstags.domain.tags.rules import validate_tag
@@ -115,8 +116,11 @@ class LineParser:
         image_id = doc.get("id")
         if image_id is None:
             image_id = str(uuid.uuid4())
-        elif not _is_canonical_uuid(image_id):
-            raise ImsError("id must be a UUID such as 1b9e4c3a-2f5d-4e8a-9c7b-0d6e5f4a3b2c")
+        elif not is_well_formed_id(image_id):
+            raise ImsError(
+                "id must be a UUID in lower case with hyphens, such as "
+                "1b9e4c3a-2f5d-4e8a-9c7b-0d6e5f4a3b2c"
+            )
         name = doc.get("name", "")
         if not isinstance(name, str) or len(name) > NAME_MAX_LENGTH:
             raise ImsError(f"name must be a string of at most {NAME_MAX_LENGTH} characters")
@@ -169,15 +173,6 @@ class LineParser:
         if isinstance(found, ImsError):
             raise found
         return found
-
-
-def _is_canonical_uuid(value: object) -> bool:
-    if not isinstance(value, str) or len(value) != 36:
-        return False
-    try:
-        return str(uuid.UUID(value)) == value.lower()
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ router = APIRouter(tags=["Image tagging (IMS)"])
 
 
 class AddOrModifyTagBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     image_id: str
     tag: str | None = Field(
@@ -31,7 +31,7 @@ class AddOrModifyTagBody(BaseModel):
 
 
 class BatchDeleteBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     tags: list[TagEntry]
 

@@ -18,23 +18,23 @@ router = APIRouter(tags=["Image tagging (IMS)"])
 
 
 class TagConditionEntry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
-    key: str = Field(description="Tag key, 1 to 128 characters.")
+    key: str = Field(description="Tag key, 1 to 255 characters.")
     values: list[str] = Field(
         description="Up to 10 unique values of up to 255 characters; empty: any value."
     )
 
 
 class MatchEntry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     key: str = Field(description="resource_name (substring) or resource_id (exact).")
     value: str = Field(description="Up to 255 characters.")
 
 
 class ResourceInstancesBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     action: str = Field(description="filter or count (case-sensitive).")
     tags: list[TagConditionEntry] | None = Field(None, description="Has every one of these tags.")

@@ -27,14 +27,14 @@ router = APIRouter(tags=["Image tagging (IMS)"])
 class TagEntry(BaseModel):
     """A tag of the batch action: ``value`` is mandatory to create, optional to delete."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     key: str
     value: str | None = None
 
 
 class TagsActionBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     action: str
     tags: list[TagEntry]
@@ -43,14 +43,14 @@ class TagsActionBody(BaseModel):
 class NewTag(BaseModel):
     """A tag to write: the value is mandatory and may be the empty string."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     key: str
     value: str
 
 
 class AddTagBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     tag: NewTag
 

@@ -27,6 +27,7 @@ from imstags.domain.images.attributes import COLUMNS
 from imstags.domain.images.records import ImageRecord, is_well_formed_id
 from imstags.domain.projects import visible_to
 from imstags.domain.tags.native import NATIVE_TAG_MAX_LENGTH, parse_native_tag
+from imstags.domain.tags.rules import to_nfc
 from imstags.domain.tags.write_path import tags_of_images
 from imstags.errors import BadRequest
 from imstags.storage.models import Image, ImageTag, TagCount
@@ -121,7 +122,7 @@ def parse_list_query(
 def _parse_tag(value: str) -> tuple[str, str]:
     if not value or len(value) > NATIVE_TAG_MAX_LENGTH:
         raise BadRequest(f"A tag filter is 1 to {NATIVE_TAG_MAX_LENGTH} characters.")
-    key, tag_value = parse_native_tag(value)
+    key, tag_value = parse_native_tag(to_nfc(value))
     return key.strip(), tag_value.strip()
 
 

@@ -5,6 +5,7 @@ An image belongs to one project; who sees what is decided in :mod:`imstags.domai
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,12 +43,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def is_well_formed_id(image_id: str) -> bool:
-    try:
-        uuid.UUID(image_id)
-    except ValueError:
-        return False
-    return True
+# The one spelling of an image id: lower-case hexadecimal, hyphenated 8-4-4-4-12, as
+# ``str(uuid.UUID(...))`` writes it. ``uuid.UUID`` itself also reads upper case, no hyphens,
+# braces and ``urn:uuid:``; taking those as given would make aliases of one id (and SQLite and
+# PostgreSQL disagree on the longer ones), so they are refused (docs/decisions.md, "Image ids").
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_well_formed_id(image_id: object) -> bool:
+    """Is this an image id in its one canonical spelling? Any other is no image's id."""
+    return isinstance(image_id, str) and _CANONICAL_ID.fullmatch(image_id) is not None
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,11 @@ def parse_create_body(body: Mapping[str, Any]) -> NewImage:
     if not isinstance(tags, list):
         raise BadRequest("tags must be a list of strings.")
     image_id = rest.pop("id", None)
-    if image_id is not None and (not isinstance(image_id, str) or not is_well_formed_id(image_id)):
-        raise BadRequest("id must be a UUID.")
+    if image_id is not None and not is_well_formed_id(image_id):
+        raise BadRequest(
+            "id must be a UUID in lower case with hyphens, such as "
+            "1b9e4c3a-2f5d-4e8a-9c7b-0d6e5f4a3b2c."
+        )
     return NewImage(split_create_body(rest), tags, image_id)
 
 

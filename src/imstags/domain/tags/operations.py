@@ -22,6 +22,7 @@ from imstags.domain.tags.rules import (
     KEY_MAX_LENGTH,
     VALUE_MAX_LENGTH,
     TagFilter,
+    to_nfc,
     validate_tag,
     validate_tag_filters,
     validate_tags_to_write,
@@ -91,7 +92,7 @@ def plan_delete_key(project_id: str, image_id: str, key: str) -> TagWrite:
     The key is not checked for characters or length ("to be compatible with remaining
     tags"); a key the image does not have is a 404.
     """
-    return lambda rows: _delete_key_tx(rows, project_id, image_id, key)
+    return lambda rows: _delete_key_tx(rows, project_id, image_id, to_nfc(key))
 
 
 def _delete_key_tx(rows: TagRows, project_id: str, image_id: str, key: str) -> None:
@@ -154,7 +155,7 @@ def parse_dotted_tag(tag: str) -> tuple[str, str]:
 
     Key 1-36 and value 0-43 characters, each only letters, digits, ``_`` and ``-``.
     """
-    key, _, value = tag.partition(DOTTED_SEPARATOR)
+    key, _, value = to_nfc(tag).partition(DOTTED_SEPARATOR)
     if not key:
         raise InvalidTag("The tag must be 'key.value' with a non-empty key.")
     if len(key) > KEY_MAX_LENGTH:
@@ -218,7 +219,7 @@ def plan_native_delete(project_id: str, image_id: str, tag: str) -> TagWrite:
     that deleting a string the image does not list is a 404 as in Glance. Characters are not
     checked, so that any listed tag can be deleted.
     """
-    key, value = parse_native_tag(tag)
+    key, value = parse_native_tag(to_nfc(tag))
     return lambda rows: _delete_exact_tx(rows, project_id, image_id, key, value, tag)
 
 

@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from imstags.domain.tags.native import NATIVE_TAG_MAX_LENGTH
+from imstags.domain.tags.rules import to_nfc
 from imstags.domain.tags.write_path import tags_of_images
 from imstags.errors import BadRequest, InvalidTag
 from imstags.storage.models import Image, ImageTag, TagCount
@@ -45,7 +47,9 @@ QUERY_ACTIONS = ("filter", "count")
 SORT_MATCHES_LIMIT = 5000
 MAX_QUERY_KEYS = 10
 MAX_QUERY_VALUES = 10
-QUERY_KEY_MAX_LENGTH = 128
+# The reference says 128 for keys; native tags have keys up to 255 characters, and every tag
+# that can be written must be one that can be queried.
+QUERY_KEY_MAX_LENGTH = NATIVE_TAG_MAX_LENGTH
 QUERY_VALUE_MAX_LENGTH = 255
 MATCH_VALUE_MAX_LENGTH = 255
 MATCH_KEYS = ("resource_name", "resource_id")
@@ -123,7 +127,7 @@ def _tag_conditions(name: str, entries: Sequence[Any] | None) -> tuple[TagCondit
     conditions: list[TagCondition] = []
     keys: set[str] = set()
     for entry in entries:
-        key, values = entry["key"], entry["values"]
+        key, values = to_nfc(entry["key"]), [to_nfc(value) for value in entry["values"]]
         if not key or not key.strip():
             raise InvalidTag(f"A tag key in '{name}' cannot be empty.")
         if len(key) > QUERY_KEY_MAX_LENGTH:
