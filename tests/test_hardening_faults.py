@@ -8,12 +8,38 @@ and docs/robustness.md; these tests assert behaviour only.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import orjson
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
 
+from imstags.domain.credentials import IssuedCredential, create_credential_tx
+from imstags.domain.secrets import SecretBox
 from imstags.services.tags import TagService
 from imstags.services.writes import WriteRunner
+from imstags.settings import Settings
+from imstags.storage.database import Database
+from imstags.storage.migrate import upgrade
+from tests.support.aggregate import assert_aggregate_exact
+from tests.support.databases import temporary_postgres_database
+from tests.support.http import assert_error, signed_request
+from tests.support.server import RunningServer, start_server
 from tests.support.tagging import create_image, summary
+from tests.support.tcp_proxy import tcp_proxy
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def test_list_images_tags_concurrent_readers_after_write_share_one_rebuild(db, ims, credential):
@@ -38,3 +64,171 @@ def test_list_images_tags_concurrent_readers_after_write_share_one_rebuild(db, i
 
 def _as_pairs(tags: dict[str, list[str]]) -> list[dict[str, object]]:
     return [{"key": key, "values": values} for key, values in tags.items()]
+
+
+# --- item 14: every wait on the database is bounded --------------------------------------
+
+# A guard against hangs, not a speed assertion: the service's own bounds are the settings
+# below (a few seconds); a request without an answer after this long is hung.
+HANG_GUARD = 40.0
+SHORT_LIMITS = {
+    "IMSTAGS_DATABASE_LOCK_TIMEOUT_SECONDS": "1",
+    "IMSTAGS_DATABASE_DEADLINE_SECONDS": "4",
+    "IMSTAGS_READINESS_TIMEOUT_SECONDS": "2",
+    "IMSTAGS_CREDENTIAL_CACHE_SECONDS": "0",
+}
+
+
+class Client:
+    """Signed requests of one project against one server, each guarded against hangs."""
+
+    def __init__(self, server: RunningServer, credential: IssuedCredential) -> None:
+        self.server = server
+        self.credential = credential
+        self.project = credential.project_id
+
+    def request(self, method: str, path: str, body: object = None) -> httpx.Response:
+        raw = b"" if body is None else json.dumps(body).encode()
+        return signed_request(
+            self.server.base_url, self.credential, method, path, body=raw, timeout=HANG_GUARD
+        )
+
+    def create_image(self, name: str = "img") -> str:
+        response = self.request("POST", "/v2/images", {"name": name})
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def add_tag(self, image: str, key: str, value: str = "v") -> httpx.Response:
+        body = {"action": "create", "tags": [{"key": key, "value": value}]}
+        return self.request("POST", f"/v2/{self.project}/images/{image}/tags/action", body)
+
+    def ready(self) -> httpx.Response:
+        return httpx.get(self.server.base_url + "/readyz", timeout=HANG_GUARD)
+
+
+@contextmanager
+def dedicated_server(
+    url: str, tmp_path: Path, key: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RunningServer]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(database_url=url, data_dir=tmp_path, secret_key=key)
+    with start_server(settings, tmp_path / "server.log", startup_timeout=120) as server:
+        yield server
+
+
+def _credential(url: str, key: str, project: str) -> IssuedCredential:
+    direct = Database(url)
+    try:
+        return direct.write(lambda s: create_credential_tx(s, SecretBox(key), project))
+    finally:
+        direct.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of this test's own (faults of a network database
+    are tested in both runs of the suite, as in test_database_faults.py)."""
+    server_url = os.environ.get("IMSTAGS_TEST_DATABASE_URL") or DEFAULT_POSTGRES
+    with temporary_postgres_database(server_url) as url:
+        upgrade(url)
+        yield url
+
+
+def test_readyz_and_writes_database_frozen_answer_503_in_bounded_time(
+    postgres_url, tmp_path, monkeypatch
+):
+    """Item 14: PostgreSQL frozen behind a proxy (connections open, nothing answered): the
+    probe and tag writes answer 503 within their deadlines, and all heals once it thaws."""
+    key = Fernet.generate_key().decode()
+    credential = _credential(postgres_url, key, uuid.uuid4().hex)
+    url = make_url(postgres_url)
+    with tcp_proxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        with dedicated_server(proxied, tmp_path, key, SHORT_LIMITS, monkeypatch) as server:
+            client = Client(server, credential)
+            image = client.create_image()
+            assert client.ready().status_code == 200
+
+            proxy.set_mode("frozen")
+            try:
+                assert "Not ready" in assert_error(client.ready(), 503, "IMG.0061")
+                assert_error(client.add_tag(image, "during"), 503, "IMG.0061")
+                assert_error(client.add_tag(image, "during-2"), 503, "IMG.0061")
+                assert httpx.get(server.base_url + "/healthz").status_code == 200
+            finally:
+                proxy.set_mode("up")
+
+            _wait_until_ready(client)
+            assert client.add_tag(image, "after").status_code == 204
+    with _direct(postgres_url) as db:
+        assert_aggregate_exact(db, credential.project_id)
+
+
+def test_tag_write_image_locked_elsewhere_other_project_writes_proceed(
+    settings, db, make_credential, tmp_path, monkeypatch
+):
+    """Item 14: another connection holds a lock (the image row on PostgreSQL, the database's
+    write lock on SQLite). Writes that need it get 503 within the lock timeout, so they cannot
+    hold the writer threads; on PostgreSQL another project's write goes through meanwhile."""
+    locked_client_credential = make_credential(uuid.uuid4().hex)
+    other_credential = make_credential(uuid.uuid4().hex)
+    url = settings.resolved_database_url
+    with dedicated_server(url, tmp_path, settings.secret_key, SHORT_LIMITS, monkeypatch) as server:
+        locked = Client(server, locked_client_credential)
+        other = Client(server, other_credential)
+        image, other_image = locked.create_image(), other.create_image()
+
+        with _lock_held_elsewhere(db, image), ThreadPoolExecutor(4) as pool:
+            blocked = [pool.submit(locked.add_tag, image, f"k{n}") for n in range(3)]
+            time.sleep(0.2)  # let them reach the writer threads first
+            unrelated = pool.submit(other.add_tag, other_image, "free")
+            for future in blocked:
+                assert_error(future.result(), 503, "IMG.0061")
+            if not db.is_sqlite:  # SQLite has one write lock for the whole database
+                assert unrelated.result().status_code == 204, unrelated.result().text
+            else:
+                assert_error(unrelated.result(), 503, "IMG.0061")
+
+        assert locked.add_tag(image, "after").status_code == 204
+        assert other.add_tag(other_image, "after").status_code == 204
+    assert_aggregate_exact(db, locked_client_credential.project_id)
+    assert_aggregate_exact(db, other_credential.project_id)
+
+
+@contextmanager
+def _lock_held_elsewhere(db: Database, image: str) -> Iterator[None]:
+    """What a stuck transaction of another client holds, from a connection of the test."""
+    if db.is_sqlite:
+        path = make_url(db.url).database
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            connection.execute("ROLLBACK")
+            connection.close()
+        return
+    conninfo = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as connection:
+        connection.execute("SELECT id FROM images WHERE id = %s FOR UPDATE", (image,))
+        yield
+        connection.rollback()
+
+
+def _wait_until_ready(client: Client, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if client.ready().status_code == 200:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the service did not become ready again")
+
+
+@contextmanager
+def _direct(url: str) -> Iterator[Database]:
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
