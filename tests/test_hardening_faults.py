@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import sqlite3
 import time
 import uuid
@@ -232,3 +233,74 @@ def _direct(url: str) -> Iterator[Database]:
         yield database
     finally:
         database.dispose()
+
+
+# --- item 15: refusals of the database are 503, and /readyz sees them ----------------------
+
+
+def test_tag_write_sqlite_disk_full_is_503_and_not_ready(tmp_path, monkeypatch):
+    """Item 15: the server may write no more bytes to its files (the file size limit, which
+    SQLite meets as a full disk): tag writes and image creates are 503, /readyz is 503 while
+    reads still work, and all heals when space is back."""
+    key = Fernet.generate_key().decode()
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    upgrade(url)
+    credential = _credential(url, key, uuid.uuid4().hex)
+    with dedicated_server(url, tmp_path, key, SHORT_LIMITS, monkeypatch) as server:
+        client = Client(server, credential)
+        image = client.create_image()
+        assert client.add_tag(image, "before").status_code == 204
+        soft, hard = resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (1, hard))
+        try:
+            for n in range(3):
+                assert_error(client.add_tag(image, f"full-{n}"), 503, "IMG.0061")
+            assert_error(client.request("POST", "/v2/images", {"name": "x" * 100}), 503)
+            assert "refuses writes" in assert_error(client.ready(), 503, "IMG.0061")
+            listed = client.request("GET", f"/v2/{client.project}/images/tags")
+            assert listed.status_code == 200
+        finally:
+            resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (soft, hard))
+        _wait_until_ready(client)
+        assert client.add_tag(image, "after").status_code == 204
+    with _direct(url) as db:
+        assert_aggregate_exact(db, credential.project_id)
+
+
+def test_tag_write_postgres_read_only_is_503_and_not_ready(postgres_url, tmp_path, monkeypatch):
+    """Item 15: PostgreSQL turns read-only under the server (as a standby does after a
+    fail-over): writes are 503 ``IMG.0061``, /readyz is 503, and all heals afterwards."""
+    key = Fernet.generate_key().decode()
+    credential = _credential(postgres_url, key, uuid.uuid4().hex)
+    with dedicated_server(postgres_url, tmp_path, key, SHORT_LIMITS, monkeypatch) as server:
+        client = Client(server, credential)
+        image = client.create_image()
+        assert client.add_tag(image, "before").status_code == 204
+        _set_read_only(postgres_url, True)
+        try:
+            assert_error(client.add_tag(image, "read-only"), 503, "IMG.0061")
+            assert_error(client.request("POST", "/v2/images", {"name": "ro"}), 503, "IMG.0061")
+            assert "refuses writes" in assert_error(client.ready(), 503, "IMG.0061")
+        finally:
+            _set_read_only(postgres_url, False)
+        _wait_until_ready(client)
+        assert client.add_tag(image, "after").status_code == 204
+    with _direct(postgres_url) as db:
+        assert_aggregate_exact(db, credential.project_id)
+
+
+def _set_read_only(url: str, read_only: bool) -> None:
+    """Every session of the database read-only (or not) from now on: the setting for new
+    sessions, and the server's current sessions ended so that they reconnect under it."""
+    target = make_url(url)
+    conninfo = target.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = target.database
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        setting = "on" if read_only else "off"
+        connection.execute("SET default_transaction_read_only = off")  # this session writes
+        connection.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {setting}')
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
