@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import resource
+import socket
 import sqlite3
 import time
 import uuid
@@ -304,3 +305,67 @@ def _set_read_only(url: str, read_only: bool) -> None:
             "WHERE datname = %s AND pid <> pg_backend_pid()",
             (name,),
         )
+
+
+# --- item 16: slow clients cannot hold the server --------------------------------------------
+
+SLOW_CLIENT_LIMITS = {"IMSTAGS_HEAD_TIMEOUT_SECONDS": "1", "IMSTAGS_MAX_CONNECTIONS": "20"}
+
+
+@pytest.fixture
+def limited_server(settings, tmp_path, monkeypatch) -> Iterator[RunningServer]:
+    url = settings.resolved_database_url
+    with dedicated_server(url, tmp_path, settings.secret_key, SLOW_CLIENT_LIMITS, monkeypatch) as s:
+        yield s
+
+
+def _connect(server: RunningServer) -> socket.socket:
+    port = int(server.base_url.rsplit(":", 1)[1])
+    return socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD)
+
+
+def _closed_by_server(sock: socket.socket, trickle: bool, limit: int = 100) -> bool:
+    """Send one header byte every 0.2 s (at most ``limit`` times) until the server closes the
+    connection; whether it did."""
+    for _ in range(limit):
+        try:
+            if trickle:
+                sock.sendall(b"a")
+            sock.settimeout(0.2)
+            if sock.recv(4096) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("after_a_request", [False, True])
+def test_slow_request_head_connection_closed(limited_server, after_a_request):
+    """Item 16: half a request head, then a byte now and then: the server closes the
+    connection (on a fresh connection, and on a kept-alive one after a first request)."""
+    with _connect(limited_server) as sock:
+        if after_a_request:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        assert _closed_by_server(sock, trickle=True)
+    assert httpx.get(limited_server.base_url + "/healthz").status_code == 200
+
+
+def test_connections_past_the_cap_closed_and_service_resumes(limited_server):
+    """Item 16: with the cap of open connections reached by idle half-heads, one more is
+    closed at once; once the head deadline has cleared them, requests are answered again."""
+    held = [_connect(limited_server) for _ in range(20)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        with _connect(limited_server) as extra:
+            assert _closed_by_server(extra, trickle=False, limit=20)
+        for sock in held:
+            assert _closed_by_server(sock, trickle=False)
+    finally:
+        for sock in held:
+            sock.close()
+    assert httpx.get(limited_server.base_url + "/healthz").status_code == 200

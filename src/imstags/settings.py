@@ -87,6 +87,21 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest /readyz waits for the database (a read and a write), then 503.",
     )
+    head_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection must complete a request head within this many seconds of "
+        "opening (or of the previous response), else it is closed: slow-header clients.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open HTTP connections per process; more are closed when accepted. "
+        "Lowered at start to fit the process's descriptor limit.",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5, ge=1, description="An idle keep-alive connection is closed after this long."
+    )
     log_level: str = "info"
 
     @classmethod

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 
 import click
 
+from imstags.api.http_limits import protocol
 from imstags.cli.common import Context, pass_context
 from imstags.services.admin import upgrade_schema
 from imstags.settings import Settings
@@ -47,6 +49,7 @@ def run_server(settings: Settings, factory: str) -> None:
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
             os.environ[f"IMSTAGS_{name.upper()}"] = str(value)
+    max_connections = connection_cap(settings.max_connections)
     uvicorn.run(
         factory,
         factory=True,
@@ -55,4 +58,26 @@ def run_server(settings: Settings, factory: str) -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        http=protocol(
+            "auto", head_timeout=settings.head_timeout_seconds, max_connections=max_connections
+        ),
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
     )
+
+
+# Descriptors the process needs besides client connections: database connections (pool,
+# overflow, tag writers), the log, the listening socket, imported files.
+RESERVED_DESCRIPTORS = 100
+
+
+def connection_cap(wanted: int) -> int:
+    """``max_connections``, lowered to what the descriptor limit leaves room for: past it,
+    accept() fails and the server stops answering everyone (issue 11, item 16)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or wanted + RESERVED_DESCRIPTORS <= soft:
+        return wanted
+    fitted = max(1, soft - RESERVED_DESCRIPTORS)
+    click.echo(
+        f"max_connections lowered from {wanted} to {fitted} (descriptor limit {soft})", err=True
+    )
+    return fitted
