@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TypeVar
 
 from imstags.errors import ImsError, ServiceUnavailable
 from imstags.services.threads import run_blocking
@@ -18,7 +16,6 @@ from imstags.storage.errors import DATABASE_ERRORS
 from imstags.storage.readiness import accepts_writes, schema_is_current
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 _FAULTS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, ImsError, OSError)
 
 
@@ -26,28 +23,37 @@ class HealthService:
     def __init__(self, db: Database, *, timeout: float = 5.0) -> None:
         self._db = db
         self._timeout = timeout
+        self._checking: asyncio.Future[str | None] | None = None  # the check under way
 
     async def check_ready(self) -> None:
         """Returns when ready; ``ServiceUnavailable`` saying why, in one phrase, otherwise.
 
-        Bounded by ``timeout`` even when the database is frozen and answers nothing (the
-        probe's thread is left to its driver's own limits). A database that answers reads
-        but refuses writes (disk full, a read-only standby after a fail-over) is not ready:
-        every write would fail.
+        Bounded by ``timeout`` even when the database is frozen and answers nothing. The
+        check's thread is then left to its driver's own limits, so one check runs at a time:
+        probes that arrive meanwhile wait for it rather than each holding a thread of the
+        shared pool. A database that answers reads but refuses writes (disk full, a read-only
+        standby after a fail-over) is not ready: every write would fail.
         """
-        current = await self._bounded(schema_is_current, "is unreachable")
-        await self._bounded(accepts_writes, "refuses writes")
-        if not current:
-            raise ServiceUnavailable(
-                "Not ready: the database schema is not at the newest migration."
-            )
-
-    async def _bounded(self, check: Callable[[Database], T], failure: str) -> T:
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(run_blocking(self._check))
         try:
-            return await asyncio.wait_for(run_blocking(check, self._db), self._timeout)
+            problem = await asyncio.wait_for(asyncio.shield(self._checking), self._timeout)
         except TimeoutError as exc:
             log.warning("not ready: the database did not answer within %ss", self._timeout)
             raise ServiceUnavailable("Not ready: the database does not answer.") from exc
-        except _FAULTS as exc:
-            log.warning("not ready: database check failed: %s", type(exc).__name__)
-            raise ServiceUnavailable(f"Not ready: the database {failure}.") from exc
+        if problem is not None:
+            raise ServiceUnavailable(f"Not ready: {problem}.")
+
+    def _check(self) -> str | None:
+        """What is wrong, in one phrase, or None (on a thread of the shared pool)."""
+        for check, failure in (
+            (schema_is_current, "the database is unreachable"),
+            (accepts_writes, "the database refuses writes"),
+        ):
+            try:
+                if check(self._db) is False:
+                    return "the database schema is not at the newest migration"
+            except _FAULTS as exc:
+                log.warning("not ready: database check failed: %s", type(exc).__name__)
+                return failure
+        return None
