@@ -64,6 +64,9 @@ class WriteRunner:
             expired.set()
             future.add_done_callback(_ignore_outcome)
             raise ServiceUnavailable("The database did not answer in time; try again.") from None
+        except asyncio.CancelledError:  # the client went away: the write goes on regardless
+            future.add_done_callback(_ignore_outcome)
+            raise
 
     def _thread(self) -> ThreadPoolExecutor:
         with self._lock:
