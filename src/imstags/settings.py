@@ -63,6 +63,45 @@ class Settings(BaseSettings):
         "always uses one). More only pay when the database is far: each tag write waits on "
         "three round trips.",
     )
+    database_lock_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="Longest wait for a lock another transaction holds (PostgreSQL "
+        "lock_timeout; SQLite's busy wait), then 503: a locked image delays other projects' "
+        "writes at most this long.",
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="PostgreSQL statement_timeout of the server's connections, then 503; 0 "
+        "turns it off. The CLI's long commands (import, db check) are not limited.",
+    )
+    database_deadline_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="Longest a request waits for a write transaction, even on a database "
+        "that is frozen and answers nothing; then 503.",
+    )
+    readiness_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest /readyz waits for the database (a read and a write), then 503.",
+    )
+    head_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection must complete a request head within this many seconds of "
+        "opening (or of the previous response), else it is closed: slow-header clients.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open HTTP connections per process; more are closed when accepted. "
+        "Lowered at start to fit the process's descriptor limit.",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5, ge=1, description="An idle keep-alive connection is closed after this long."
+    )
     log_level: str = "info"
     log_format: Literal["json", "text"] | None = Field(
         default=None,

@@ -25,6 +25,7 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._flowing = asyncio.Event()  # cleared while "frozen": bytes are held, not relayed
 
     def start(self) -> None:
         self._thread.start()
@@ -35,12 +36,18 @@ class TcpProxy:
         self._thread.join(10)
 
     def set_mode(self, mode: str) -> None:
-        """Switch mode; open connections are reset unless the new mode is ``up``."""
+        """Switch mode; open connections are reset unless the new mode is ``up`` or
+        ``frozen`` (connections stay open and acknowledged, and nothing is relayed either way
+        until the mode is ``up`` again: a database stopped with SIGSTOP, as a client sees it)."""
         done = threading.Event()
 
         def switch() -> None:
             self.mode = mode
-            if mode != "up":
+            if mode == "frozen":
+                self._flowing.clear()
+            else:
+                self._flowing.set()
+            if mode not in ("up", "frozen"):
                 for writer in list(self._writers):
                     writer.transport.abort()
                 self._writers.clear()
@@ -51,6 +58,7 @@ class TcpProxy:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._flowing.set()
         server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -100,6 +108,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             data = await reader.read(65536)
+            await self._flowing.wait()
             if not data or self.mode != "up":
                 writer.transport.abort()
                 return

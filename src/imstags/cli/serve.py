@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import shutil
 import tempfile
 
 import click
 
 from imstags import __version__
+from imstags.api.http_limits import protocol
 from imstags.cli.common import Context, pass_context
 from imstags.logging_config import configure_logging
 from imstags.services.admin import upgrade_schema
@@ -75,6 +77,7 @@ def run_server(settings: Settings, factory: str) -> None:
         if value is not None:
             os.environ[f"IMSTAGS_{name.upper()}"] = str(value)
     metrics_dir = _multiprocess_metrics_dir(settings)
+    max_connections = connection_cap(settings.max_connections)
     log.info(
         "serving on http://%s:%s (workers: %s, metrics: %s)",
         settings.host,
@@ -91,6 +94,10 @@ def run_server(settings: Settings, factory: str) -> None:
             port=settings.port,
             log_config=None,  # our handler and format (configure_logging), in every process
             access_log=False,  # the request line is ours (imstags.access)
+            http=protocol(
+                "auto", head_timeout=settings.head_timeout_seconds, max_connections=max_connections
+            ),
+            timeout_keep_alive=settings.keep_alive_timeout_seconds,
         )
     finally:
         if metrics_dir is not None:
@@ -106,3 +113,21 @@ def _multiprocess_metrics_dir(settings: Settings) -> str | None:
     path = tempfile.mkdtemp(prefix="imstags-metrics-")
     os.environ[MULTIPROCESS_DIR_VARIABLE] = path
     return path
+
+
+# Descriptors the process needs besides client connections: database connections (pool,
+# overflow, tag writers), the log, the listening socket, imported files.
+RESERVED_DESCRIPTORS = 100
+
+
+def connection_cap(wanted: int) -> int:
+    """``max_connections``, lowered to what the descriptor limit leaves room for: past it,
+    accept() fails and the server stops answering everyone (issue 11, item 16)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or wanted + RESERVED_DESCRIPTORS <= soft:
+        return wanted
+    fitted = max(1, soft - RESERVED_DESCRIPTORS)
+    click.echo(
+        f"max_connections lowered from {wanted} to {fitted} (descriptor limit {soft})", err=True
+    )
+    return fitted

@@ -43,10 +43,16 @@ class Services:
 def build_services(settings: Settings, db: Database | None = None) -> Services:
     settings.ensure_data_dir()
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
-    database = db or Database(settings.resolved_database_url)
+    database = db or Database(
+        settings.resolved_database_url,
+        lock_timeout=settings.database_lock_timeout_seconds,
+        statement_timeout=settings.database_statement_timeout_seconds,
+    )
     if settings.metrics_access != "off":
         instrument_database(database)
-    writes = WriteRunner(database, threads=settings.write_threads)
+    writes = WriteRunner(
+        database, threads=settings.write_threads, deadline=settings.database_deadline_seconds
+    )
     window = settings.login_failure_window_seconds
     identity = IdentityService(
         database,
@@ -74,5 +80,5 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         writes=writes,
         images=ImageService(database, writes),
         identity=identity,
-        health=HealthService(database),
+        health=HealthService(database, timeout=settings.readiness_timeout_seconds),
     )

@@ -5,14 +5,19 @@ Each request reads the project's version (one primary-key lookup, see
 transaction, in this process or any other, has bumped it. Reading the version before the rows
 matters: a body built from rows newer than the version it is stored under is harmless (it is
 rebuilt on the next request), while the reverse could serve stale data.
-:class:`~imstags.services.tags.TagService` does the reading; this class only keeps bodies.
+:class:`~imstags.services.tags.TagService` does the reading; this class keeps bodies and makes
+sure that one rebuild runs per (project, version): after a write, the requests that arrive
+before the new body is ready wait for that one rebuild instead of each running its own (thirty
+concurrent rebuilds of a 30k-image project once took a process from 152 MiB to 1.25 GB).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -32,6 +37,40 @@ class SummaryCache:
         self._max = max_projects
         self._entries: OrderedDict[str, SummaryBody] = OrderedDict()
         self._lock = threading.Lock()
+        # Rebuilds under way, by (project, version); only touched on the event loop.
+        self._building: dict[tuple[str, int], asyncio.Future[SummaryBody]] = {}
+        self.rebuilds = 0  # how many bodies were built: one per (project, version) in flight
+
+    async def body(
+        self,
+        project_id: str,
+        version: int,
+        read_tags: Callable[[], Awaitable[list[dict[str, object]]]],
+    ) -> SummaryBody:
+        """The body for ``version``: cached, or from the one rebuild that ``read_tags`` runs.
+
+        Concurrent callers for the same (project, version) share one rebuild. A caller that is
+        cancelled (its client went away) does not cancel it for the others; a rebuild that
+        fails fails for every waiter, and the next request tries again.
+        """
+        cached = self.cached(project_id, version)
+        if cached is not None:
+            return cached
+        key = (project_id, version)
+        building = self._building.get(key)
+        if building is None:
+            building = asyncio.ensure_future(self._rebuild(key, read_tags))
+            self._building[key] = building
+        return await asyncio.shield(building)
+
+    async def _rebuild(
+        self, key: tuple[str, int], read_tags: Callable[[], Awaitable[list[dict[str, object]]]]
+    ) -> SummaryBody:
+        try:
+            self.rebuilds += 1
+            return self.store(key[0], key[1], await read_tags())
+        finally:
+            del self._building[key]
 
     def cached(self, project_id: str, version: int) -> SummaryBody | None:
         """The body stored under ``version``, if it is the one stored for the project."""

@@ -44,13 +44,14 @@ class TagService:
         version = await self._db.lookup(*TAG_VERSION, project_id) or 0
         body = self._summaries.cached(project_id, version)
         if body is None:
-            body = await run_blocking(self._build_summary, project_id, version)
+            body = await self._summaries.body(
+                project_id, version, lambda: run_blocking(self._read_summary, project_id)
+            )
         return body
 
-    def _build_summary(self, project_id: str, version: int) -> SummaryBody:
+    def _read_summary(self, project_id: str) -> list[dict[str, object]]:
         with self._db.read() as session:
-            tags = project_tag_summary(session, project_id)
-        return self._summaries.store(project_id, version, tags)
+            return project_tag_summary(session, project_id)
 
     async def image_tags(self, project_id: str, image_id: str) -> list[tuple[str, str]]:
         """The tags of one of the project's images, by key."""

@@ -17,9 +17,9 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from imstags.errors import ImsError
+from imstags.errors import ImsError, ServiceUnavailable
 from imstags.services import metrics
 from imstags.storage.database import Database
 
@@ -28,8 +28,9 @@ T = TypeVar("T")
 
 
 class WriteRunner:
-    def __init__(self, db: Database, *, threads: int) -> None:
+    def __init__(self, db: Database, *, threads: int, deadline: float | None = None) -> None:
         self._threads = 1 if db.is_sqlite else threads
+        self._deadline = deadline
         self._writer: ThreadPoolExecutor | None = None  # started on the first write
         self._lock = threading.Lock()
 
@@ -39,7 +40,10 @@ class WriteRunner:
         call = functools.partial(contextvars.copy_context().run, work, *args, **kwargs)
         metrics.WRITER_QUEUE.inc()
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self._thread(), call)
+            if self._deadline is None:
+                result = await asyncio.get_running_loop().run_in_executor(self._thread(), call)
+            else:
+                result = await self._within_deadline(call, self._deadline)
         except ImsError as exc:
             (metrics.WRITE_FAILED if exc.status >= 500 else metrics.WRITE_REFUSED).inc()
             raise
@@ -50,6 +54,33 @@ class WriteRunner:
             metrics.WRITER_QUEUE.dec()
         metrics.WRITE_COMMITTED.inc()
         return result
+
+    async def _within_deadline(self, call: Callable[[], T], deadline: float) -> T:
+        """The write's outcome, or 503 once ``deadline`` has passed (issue 11, item 14).
+
+        A frozen database answers nothing and no server-side timeout fires, so the writer
+        threads could hang and every write queue behind them without end. A write still
+        queued at the deadline is dropped unrun (nothing written); one that had started is
+        left to its transaction, which commits whole or not at all, like a write whose
+        client went away.
+        """
+        expired = threading.Event()
+
+        def unless_expired() -> T:
+            if expired.is_set():
+                raise ServiceUnavailable("The database did not answer in time; try again.")
+            return call()
+
+        future = asyncio.get_running_loop().run_in_executor(self._thread(), unless_expired)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), deadline)
+        except TimeoutError:
+            expired.set()
+            future.add_done_callback(_ignore_outcome)
+            raise ServiceUnavailable("The database did not answer in time; try again.") from None
+        except asyncio.CancelledError:  # the client went away: the write goes on regardless
+            future.add_done_callback(_ignore_outcome)
+            raise
 
     def _thread(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -65,3 +96,9 @@ class WriteRunner:
             writer, self._writer = self._writer, None
         if writer is not None:
             writer.shutdown(wait=True)
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    """Retrieve a late write's outcome, which nobody awaits any more (no "never retrieved")."""
+    if not future.cancelled():
+        future.exception()

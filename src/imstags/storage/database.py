@@ -7,6 +7,14 @@ first write; readers use plain deferred transactions and, in WAL mode, never wai
 On PostgreSQL the service locks the image row (``SELECT ... FOR UPDATE``) and updates shared
 counter rows in one global order, and a transaction that still loses a deadlock or a
 serialisation race is retried whole.
+
+Every wait on the database is bounded (issue 11, item 14): a lock held by another transaction
+is waited for at most ``lock_timeout`` seconds (PostgreSQL's ``lock_timeout``; SQLite's busy
+handler, and this process's own queue for SQLite's write lock), a statement runs at most
+``statement_timeout`` seconds on PostgreSQL; both end in a 503 (``storage/errors.py``). A
+database that is frozen rather than slow answers nothing at all, and no server-side limit can
+fire: the services put a deadline of their own on the event loop's wait (``WriteRunner``,
+``HealthService``).
 """
 
 from __future__ import annotations
@@ -62,10 +70,12 @@ def url_for_display(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _sqlite_engine(url: str, *, immediate: bool, pool: dict[str, Any]) -> Engine:
+def _sqlite_engine(
+    url: str, *, immediate: bool, pool: dict[str, Any], busy_timeout_ms: int
+) -> Engine:
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
         **({"poolclass": NullPool} if ":memory:" in url else pool),
     )
 
@@ -76,7 +86,7 @@ def _sqlite_engine(url: str, *, immediate: bool, pool: dict[str, Any]) -> Engine
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
@@ -90,7 +100,18 @@ def _sqlite_engine(url: str, *, immediate: bool, pool: dict[str, Any]) -> Engine
 class Database:
     """The one handle the service layer gets: ``read()`` and ``write()`` sessions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = 5.0,
+        lock_timeout: float | None = None,
+        statement_timeout: float | None = None,
+    ) -> None:
+        """``lock_timeout`` and ``statement_timeout`` (seconds) bound the server's waits; the
+        defaults (None) keep SQLite's 10 s busy wait and no PostgreSQL limit, for the CLI's
+        long-running commands (bulk import, consistency check)."""
         self.url = normalise_url(url)
         self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
         # A request that waits longer than pool_timeout for a connection gets a 503.
@@ -99,12 +120,19 @@ class Database:
             "max_overflow": pool_size,
             "pool_timeout": pool_timeout,
         }
+        busy_ms = SQLITE_BUSY_TIMEOUT_MS if lock_timeout is None else int(lock_timeout * 1000)
         if self.dialect == "sqlite":
-            self._read_engine = _sqlite_engine(self.url, immediate=False, pool=pool)
-            self._write_engine = _sqlite_engine(self.url, immediate=True, pool=pool)
+            self._read_engine = _sqlite_engine(
+                self.url, immediate=False, pool=pool, busy_timeout_ms=busy_ms
+            )
+            self._write_engine = _sqlite_engine(
+                self.url, immediate=True, pool=pool, busy_timeout_ms=busy_ms
+            )
         else:
+            connect_args: dict[str, Any] = dict(PG_CONNECT_ARGS)
+            connect_args.update(_pg_limits(lock_timeout, statement_timeout))
             self._read_engine = create_engine(
-                self.url, pool_pre_ping=True, connect_args=PG_CONNECT_ARGS, **pool
+                self.url, pool_pre_ping=True, connect_args=connect_args, **pool
             )
             self._write_engine = self._read_engine
         self._reader = sessionmaker(self._read_engine, expire_on_commit=False)
@@ -128,7 +156,7 @@ class Database:
         # and so left the lock idle most of the time under concurrent writes. Other processes
         # on the same file still meet the busy handler.
         self._one_writer: AbstractContextManager[Any] = (
-            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+            _WriterQueue(busy_ms / 1000) if self.dialect == "sqlite" else nullcontext()
         )
         # Called once per transaction run again after a lost race (the retry counter).
         self.on_retry: Callable[[], object] = _nothing
@@ -279,6 +307,33 @@ class Database:
 
 def _nothing() -> None:
     return None
+def _pg_limits(lock_timeout: float | None, statement_timeout: float | None) -> dict[str, str]:
+    """Server-side limits for every connection of the engine, as libpq startup options."""
+    options = [
+        f"-c {name}={int(seconds * 1000)}"
+        for name, seconds in (
+            ("lock_timeout", lock_timeout),
+            ("statement_timeout", statement_timeout),
+        )
+        if seconds
+    ]
+    return {"options": " ".join(options)} if options else {}
+
+
+class _WriterQueue(AbstractContextManager[None]):
+    """This process's queue for SQLite's one write lock, waited for at most as long as
+    SQLite's busy handler would wait for another process's lock: then 503."""
+
+    def __init__(self, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._timeout = timeout
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(timeout=self._timeout):
+            raise ServiceUnavailable("The database is busy; try again.")
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
 
 
 @contextmanager
