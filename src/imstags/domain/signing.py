@@ -24,6 +24,7 @@ from imstags.errors import Unauthorized
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 _AUTH_RE = re.compile(
     r"^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-fA-F]+)$"
@@ -92,19 +93,48 @@ def canonical_query(raw_query: str) -> str:
     return "&".join(f"{_encode(k)}={_encode(v)}" for k, v in pairs)
 
 
-def canonical_request(request: SignedRequest, signed_headers: Sequence[str]) -> str:
+def payload_sha256(
+    request: SignedRequest, signed_headers: Sequence[str], *, allow_unsigned_payload: bool = False
+) -> str:
+    """The payload hash that goes into the canonical request: always the hash of the bytes
+    received, so that the signature binds the body.
+
+    The SDK sends ``X-Sdk-Content-Sha256`` only as ``UNSIGNED-PAYLOAD`` (for bodies that are
+    not JSON); other clients may send the body's real hash. The header is accepted when it
+    equals the hash of what arrived, and never used in its place: trusting it would let a
+    captured signature carry any body. ``UNSIGNED-PAYLOAD`` is refused unless the caller
+    allows it (a hook for a streamed upload that hashes the data itself) and the header is
+    among the signed ones, so that the signature still says "unsigned" was meant.
+    """
+    actual = hashlib.sha256(request.body).hexdigest() if request.body else EMPTY_BODY_SHA256
+    claimed = request.headers.get("x-sdk-content-sha256")
+    if claimed is None or not request.body:
+        return actual
+    claimed = claimed.strip()
+    if claimed == UNSIGNED_PAYLOAD:
+        if allow_unsigned_payload and "x-sdk-content-sha256" in signed_headers:
+            return UNSIGNED_PAYLOAD
+        raise Unauthorized("UNSIGNED-PAYLOAD is not accepted here: the body must be signed.")
+    if not hmac.compare_digest(claimed.lower().encode(), actual.encode()):
+        raise Unauthorized("X-Sdk-Content-Sha256 does not match the body received.")
+    return claimed
+
+
+def canonical_request(
+    request: SignedRequest,
+    signed_headers: Sequence[str],
+    *,
+    allow_unsigned_payload: bool = False,
+) -> str:
     lines = []
     for name in signed_headers:
         value = request.headers.get(name)
         if value is None:
             raise Unauthorized(f"The signed header '{name}' is missing from the request.")
         lines.append(f"{name}:{value.strip()}")
-    if not request.body:
-        payload_hash = EMPTY_BODY_SHA256
-    else:
-        payload_hash = (
-            request.headers.get("x-sdk-content-sha256") or hashlib.sha256(request.body).hexdigest()
-        )
+    payload_hash = payload_sha256(
+        request, signed_headers, allow_unsigned_payload=allow_unsigned_payload
+    )
     return "\n".join(
         [
             request.method.upper(),
@@ -165,6 +195,7 @@ def verify(
     *,
     now: datetime | None = None,
     window_seconds: int = 900,
+    allow_unsigned_payload: bool = False,
 ) -> str:
     """Check the request's signature; returns the project id its access key belongs to.
 
@@ -178,7 +209,13 @@ def verify(
         raise Unauthorized("The access key is unknown.")
     project_id, secret = found
     expected = sign(
-        secret, string_to_sign(canonical_request(request, header.signed_headers), date_text)
+        secret,
+        string_to_sign(
+            canonical_request(
+                request, header.signed_headers, allow_unsigned_payload=allow_unsigned_payload
+            ),
+            date_text,
+        ),
     )
     if not hmac.compare_digest(expected, header.signature):
         raise Unauthorized("The request signature does not match.")
