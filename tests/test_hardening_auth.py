@@ -3,10 +3,12 @@ the defect is not in the HTTP path, against the service objects), on SQLite and 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -146,3 +148,206 @@ def test_signed_unsigned_payload_is_refused_on_json_routes(server, credential, t
     response = send("POST", server.base_url + path, headers, body)
     assert "UNSIGNED-PAYLOAD" in assert_error(response, 401, UNAUTHORIZED)
     assert image_tags(server, credential, tagged_image) == ["env=prod", "keep"]
+
+
+# --- items 2 and 3: nothing an unauthenticated caller sends grows memory ----------------------
+
+
+class NoBody:
+    async def body(self) -> bytes:
+        return b""
+
+
+def in_process_authenticator(db, settings, lookups: list[str], **limits):
+    """The real authenticator on the real database, its blocking runner counting lookups."""
+    from imstags.domain.secrets import SecretBox
+    from imstags.services.auth import Authenticator
+
+    async def counting(work, *args):
+        lookups.append(args[0] if args else "")
+        return work(*args)
+
+    return Authenticator(
+        db,
+        SecretBox(settings.secret_key or ""),
+        date_window_seconds=900,
+        credential_cache_seconds=60,
+        token_validator=lambda token: (_ for _ in ()).throw(AssertionError(token)),
+        run_blocking=counting,
+        **limits,
+    )
+
+
+def header_list(headers: dict[str, str], **extra: str) -> list[tuple[bytes, bytes]]:
+    merged = {**headers, **extra}
+    return [(k.lower().encode(), v.encode("latin-1")) for k, v in merged.items()]
+
+
+def hostile(access: str, date: str) -> list[tuple[bytes, bytes]]:
+    authorization = (
+        f"SDK-HMAC-SHA256 Access={access}, SignedHeaders=host;x-sdk-date, Signature={'ab' * 32}"
+    )
+    return header_list({"Host": "h", "X-Sdk-Date": date, "Authorization": authorization})
+
+
+def refused(authenticator, headers, path: bytes = b"/v2/p/images/tags") -> str:
+    from imstags.errors import Unauthorized
+
+    with pytest.raises(Unauthorized) as raised:
+        asyncio.run(authenticator.authenticate("GET", path, b"", headers, NoBody()))
+    return raised.value.message
+
+
+def now_sdk_date() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def test_unknown_keys_with_a_stale_or_future_date_cost_no_lookup(db, settings):
+    lookups: list[str] = []
+    authenticator = in_process_authenticator(db, settings, lookups)
+    for index in range(50):
+        refused(authenticator, hostile(f"K{index:019d}", "20000101T000000Z"))
+        refused(authenticator, hostile(f"F{index:019d}", "20990101T000000Z"))
+    assert lookups == []  # the date window is checked before the key is looked up
+
+
+def test_malformed_or_oversized_access_keys_cost_no_lookup(db, settings):
+    lookups: list[str] = []
+    authenticator = in_process_authenticator(db, settings, lookups)
+    for access in ("A" * 129, "ab$cd", "A" * 30_000):
+        refused(authenticator, hostile(access, now_sdk_date()))
+    assert lookups == []
+
+
+def test_authorization_header_over_the_cap_is_401_over_http(server, credential):
+    url = f"{server.base_url}/v2/{credential.project_id}/images/tags"
+    headers = sdk_signed_headers("GET", url, credential.access, credential.secret)
+    headers["Authorization"] = headers["Authorization"].replace(
+        "SignedHeaders=", "SignedHeaders=" + "x-pad;" * 1000
+    )
+    message = assert_error(send("GET", url, headers), 401, UNAUTHORIZED)
+    assert "longer than" in message
+
+
+def test_unknown_keys_are_remembered_in_a_small_bounded_set(db, settings):
+    lookups: list[str] = []
+    authenticator = in_process_authenticator(db, settings, lookups, unknown_key_cache_size=8)
+    date = now_sdk_date()
+    first = "U" + uuid.uuid4().hex[:19].upper()
+    refused(authenticator, hostile(first, date))
+    refused(authenticator, hostile(first, date))
+    assert lookups == [first]  # the second refusal is from the negative cache
+    for index in range(20):
+        refused(authenticator, hostile(f"V{index:019d}", date))
+    refused(authenticator, hostile(first, date))
+    assert lookups.count(first) == 2  # pushed out by newer unknown keys: the set is bounded
+    assert authenticator.cache_sizes()["unknown_keys"] <= 8
+
+
+def test_memo_ignores_unsigned_padding_headers(db, settings, credential):
+    lookups: list[str] = []
+    authenticator = in_process_authenticator(db, settings, lookups)
+    path = f"/v2/{credential.project_id}/images/tags"
+    signed = sdk_signed_headers(
+        "GET", "http://h" + path, credential.access, credential.secret, headers={}
+    )
+    for index in range(200):
+        padded = header_list(signed, **{"X-Pad": f"{index:05d}" + "p" * 1000})
+        principal = asyncio.run(
+            authenticator.authenticate("GET", path.encode(), b"", padded, NoBody())
+        )
+        assert principal.project_id == credential.project_id
+    assert authenticator.cache_sizes()["verified"] == 1  # one entry, whatever the padding
+
+
+def test_memo_skipped_for_large_signed_heads(db, settings, credential):
+    lookups: list[str] = []
+    authenticator = in_process_authenticator(db, settings, lookups, memo_max_head_bytes=1024)
+    path = f"/v2/{credential.project_id}/images/tags"
+    signed = sdk_signed_headers(
+        "GET",
+        "http://h" + path,
+        credential.access,
+        credential.secret,
+        headers={"X-Big": "b" * 2000},
+    )
+    for _ in range(3):
+        asyncio.run(
+            authenticator.authenticate("GET", path.encode(), b"", header_list(signed), NoBody())
+        )
+    assert authenticator.cache_sizes()["verified"] == 0
+
+
+def test_memo_hit_still_checks_an_unsigned_project_header(db, settings, credential):
+    from imstags.errors import Forbidden
+
+    authenticator = in_process_authenticator(db, settings, [])
+    path = f"/v2/{credential.project_id}/images/tags"
+    signed = sdk_signed_headers("GET", "http://h" + path, credential.access, credential.secret)
+    asyncio.run(
+        authenticator.authenticate("GET", path.encode(), b"", header_list(signed), NoBody())
+    )
+    other = header_list(signed, **{"X-Project-Id": uuid.uuid4().hex})
+    with pytest.raises(Forbidden):
+        asyncio.run(authenticator.authenticate("GET", path.encode(), b"", other, NoBody()))
+
+
+def test_memo_is_not_used_for_a_request_that_carries_a_body(server, credential):
+    """A bodiless request verified once (and memoised), then replayed with a body the
+    signature does not cover: the memo must not answer for it."""
+    url = f"{server.base_url}/v2/{credential.project_id}/images/tags"
+    headers = sdk_signed_headers("GET", url, credential.access, credential.secret)
+    assert send("GET", url, headers).status_code == 200
+    assert_error(send("GET", url, headers, b'{"x": 1}'), 401, UNAUTHORIZED)
+
+
+# --- item 7: forwarded headers and future dates ----------------------------------------------
+
+
+def test_signature_dated_beyond_the_window_in_the_future_is_401(server, credential):
+    url = f"{server.base_url}/v2/{credential.project_id}/images/tags"
+    future = datetime.now(UTC) + timedelta(hours=1)
+    headers = sdk_signed_headers("GET", url, credential.access, credential.secret, date=future)
+    assert "window" in assert_error(send("GET", url, headers), 401, UNAUTHORIZED)
+    near = datetime.now(UTC) + timedelta(seconds=60)
+    headers = sdk_signed_headers("GET", url, credential.access, credential.secret, date=near)
+    assert send("GET", url, headers).status_code == 200
+
+
+def failed_login_statuses(base_url: str, count: int, forwarded: bool) -> list[int]:
+    statuses = []
+    for index in range(count):
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": f"nobody-{uuid.uuid4().hex}",
+                            "domain": {"id": "default"},
+                            "password": "wrong",
+                        }
+                    },
+                }
+            }
+        }
+        headers = {"X-Forwarded-For": f"10.9.{index // 250}.{index % 250 + 1}"} if forwarded else {}
+        response = httpx.post(base_url + "/v3/auth/tokens", json=body, headers=headers, timeout=30)
+        statuses.append(response.status_code)
+    return statuses
+
+
+def test_x_forwarded_for_from_loopback_is_not_trusted_by_default(
+    settings, db, tmp_path, monkeypatch
+):
+    from tests.support.server import start_server
+
+    monkeypatch.setenv("IMSTAGS_LOGIN_FAILURES_PER_CLIENT", "3")
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    with start_server(settings, tmp_path / "default.log", startup_timeout=120) as running:
+        # Each attempt claims another address; the peer is loopback all along.
+        assert failed_login_statuses(running.base_url, 4, forwarded=True) == [401, 401, 401, 429]
+    monkeypatch.setenv("IMSTAGS_FORWARDED_ALLOW_IPS", "127.0.0.1")
+    with start_server(settings, tmp_path / "trusted.log", startup_timeout=120) as running:
+        # A listed proxy's X-Forwarded-For names the client: four different clients.
+        assert failed_login_statuses(running.base_url, 4, forwarded=True) == [401] * 4

@@ -64,6 +64,29 @@ class Settings(BaseSettings):
         "three round trips.",
     )
     log_level: str = "info"
+    # Authentication hardening (issue 11): limits on what an unauthenticated caller can send.
+    max_authorization_bytes: int = Field(
+        default=4096,
+        ge=256,
+        description="Longest SDK-HMAC-SHA256 Authorization header accepted; longer is 401.",
+    )
+    signature_memo_max_head_bytes: int = Field(
+        default=8192,
+        ge=0,
+        description="Signed parts of a bodiless request larger than this skip the memo of "
+        "verified signatures (they are verified every time).",
+    )
+    unknown_access_key_cache_size: int = Field(
+        default=256,
+        ge=0,
+        description="Unknown access keys remembered (for credential_cache_seconds) so that "
+        "their repetition costs no database read.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Comma-separated addresses (or *) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty: none, the peer address is the client.",
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

@@ -55,4 +55,7 @@ def run_server(settings: Settings, factory: str) -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # X-Forwarded-For names the client only when a listed proxy sent it (default: none).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )

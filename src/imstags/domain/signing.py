@@ -23,6 +23,9 @@ from imstags.errors import Unauthorized
 
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+_DATE_LENGTH = len("20260101T000000Z")
+# Access keys are letters and digits (imstags issues 20); anything else is not worth a lookup.
+_ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9]{1,128}$")
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
@@ -62,15 +65,42 @@ def parse_authorization(value: str) -> AuthorizationHeader:
     return AuthorizationHeader(access, tuple(signed.split(";")), signature.lower())
 
 
+def check_cheap_parts(
+    headers: Mapping[str, str], header: AuthorizationHeader, *, window_seconds: int
+) -> str:
+    """What can be refused before any lookup: the access key's shape and the signed date's
+    window (past or future). Returns the date. An unknown key costs a database read, so an
+    invented one must fail here first whenever it can."""
+    if _ACCESS_KEY_RE.match(header.access) is None:
+        raise Unauthorized("The access key is unknown.")
+    if "x-sdk-date" not in header.signed_headers:
+        raise Unauthorized("X-Sdk-Date must be among the signed headers.")
+    date_text = headers.get("x-sdk-date", "")
+    check_sdk_date(date_text, window_seconds=window_seconds)
+    return date_text
+
+
 def _encode(text: str) -> str:
     return quote(text, safe="~")
 
 
-@lru_cache(maxsize=4096)
+# Caches below keep only short values, so that invented long ones cannot grow memory.
+_CACHED_PATH_MAX = 512
+
+
 def canonical_uri(raw_path: str) -> str:
-    """Cached: a pure function of the path, and clients call the same few paths over and over."""
+    """Cached for paths of ordinary length: clients call the same few paths over and over."""
+    if len(raw_path) <= _CACHED_PATH_MAX:
+        return _cached_canonical_uri(raw_path)
+    return _canonical_uri(raw_path)
+
+
+def _canonical_uri(raw_path: str) -> str:
     path = "/".join(_encode(segment) for segment in unquote(raw_path).split("/"))
     return path if path.endswith("/") else path + "/"
+
+
+_cached_canonical_uri = lru_cache(maxsize=4096)(_canonical_uri)
 
 
 @lru_cache(maxsize=1024)
@@ -175,7 +205,7 @@ def check_sdk_date(
     date_text: str, *, now: datetime | None = None, window_seconds: int = 900
 ) -> None:
     """``X-Sdk-Date`` must be well-formed and lie within the window around ``now``."""
-    signed_at = _sdk_date_seconds(date_text)
+    signed_at = _sdk_date_seconds(date_text) if len(date_text) == _DATE_LENGTH else None
     if signed_at is None:
         raise Unauthorized("X-Sdk-Date is missing or not in the form YYYYMMDDTHHMMSSZ.")
     current = now.timestamp() if now is not None else time.time()
