@@ -351,3 +351,185 @@ def test_x_forwarded_for_from_loopback_is_not_trusted_by_default(
     with start_server(settings, tmp_path / "trusted.log", startup_timeout=120) as running:
         # A listed proxy's X-Forwarded-For names the client: four different clients.
         assert failed_login_statuses(running.base_url, 4, forwarded=True) == [401] * 4
+
+
+# --- items 4 to 6: logins ----------------------------------------------------------------------
+
+
+def make_user(db, project: str) -> tuple[str, str, str]:
+    from imstags.domain import identity
+
+    name = "user-" + uuid.uuid4().hex[:12]
+    password = "pw-" + uuid.uuid4().hex  # noqa: S105 - a test password
+    info = db.write(lambda s: identity.create_user_tx(s, name, password, project))
+    return info.id, name, password
+
+
+def password_body(password: str, **user: object) -> dict:
+    return {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {**user, "password": password}},
+            }
+        }
+    }
+
+
+def by_name(name: str, password: str) -> dict:
+    return password_body(password, name=name, domain={"id": "default"})
+
+
+def in_process_logins(settings, db, attempts: list[tuple[str, dict]], **limits) -> list[int]:
+    """Statuses of logins sent in this order from the given client addresses, through the
+    real app in this process (the client address is the peer's: no proxy is trusted)."""
+    from imstags.services.container import build_services
+
+    limited = settings.model_copy(update=limits)
+    app = create_app(limited, build_services(limited, db))
+
+    async def run() -> list[int]:
+        statuses = []
+        async with app.router.lifespan_context(app):
+            for client, body in attempts:
+                transport = httpx.ASGITransport(app=app, client=(client, 40000))
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                    statuses.append((await http.post("/v3/auth/tokens", json=body)).status_code)
+        return statuses
+
+    return asyncio.run(run())
+
+
+def test_login_fields_longer_than_255_are_400_over_http(server):
+    long = "n" * 100_000
+    for body in (
+        by_name(long, "wrong"),
+        password_body("wrong", id=long),
+        password_body("wrong", name="a", domain={"name": long}),
+        by_name("a", "p" * 5000),
+    ):
+        response = httpx.post(server.base_url + "/v3/auth/tokens", json=body, timeout=30)
+        assert_error(response, 400)
+    ok = httpx.post(server.base_url + "/v3/auth/tokens", json=by_name("n" * 255, "w"), timeout=30)
+    assert_error(ok, 401, UNAUTHORIZED)
+
+
+def test_failures_with_an_id_and_random_names_count_against_the_user(settings, db, project_id):
+    user_id, _name, password = make_user(db, project_id)
+    attempts = [
+        ("10.0.0.66", password_body("wrong", id=user_id, name=uuid.uuid4().hex)) for _ in range(5)
+    ]
+    attempts.append(("10.0.0.66", password_body(password, id=user_id)))
+    statuses = in_process_logins(settings, db, attempts, login_failures_per_user=5)
+    assert statuses == [401] * 5 + [429]
+
+
+def test_an_id_and_a_name_of_different_users_are_refused(settings, db, project_id):
+    alice_id, _alice, alice_password = make_user(db, project_id)
+    _bob_id, bob, _bob_password = make_user(db, project_id)
+    attempts = [
+        ("10.0.0.1", password_body(alice_password, id=alice_id, name=bob)),
+        ("10.0.0.1", password_body(alice_password, id=alice_id)),
+    ]
+    assert in_process_logins(settings, db, attempts) == [401, 201]
+
+
+def test_someone_elses_failures_do_not_lock_out_a_correct_password(settings, db, project_id):
+    _user_id, name, password = make_user(db, project_id)
+    attempts = [("10.0.0.66", by_name(name, "guess")) for _ in range(8)]
+    attempts += [("10.0.0.66", by_name(name, password)), ("10.0.0.7", by_name(name, password))]
+    statuses = in_process_logins(settings, db, attempts, login_failures_per_user=5)
+    assert statuses == [401] * 5 + [429] * 3 + [429, 201]
+
+
+def test_unknown_names_share_one_counter_per_client(settings, db):
+    attempts = [("10.0.0.66", by_name(uuid.uuid4().hex, "x")) for _ in range(4)]
+    statuses = in_process_logins(settings, db, attempts, login_failures_per_user=3)
+    assert statuses == [401, 401, 401, 429]
+
+
+def run_with_writers_busy(settings, db, scenario):
+    """``scenario(services)`` while every writer thread is held by another job."""
+    import threading
+
+    from imstags.services.container import build_services
+
+    services = build_services(settings, db)
+    threads = 1 if db.is_sqlite else settings.write_threads
+
+    async def run():
+        release = threading.Event()
+        started = threading.Semaphore(0)
+
+        def hold() -> None:
+            started.release()
+            release.wait(60)
+
+        holders = [asyncio.ensure_future(services.writes.run(hold)) for _ in range(threads)]
+        for _ in range(threads):
+            await asyncio.to_thread(started.acquire)
+        try:
+            return await asyncio.wait_for(scenario(services), timeout=60)
+        finally:
+            release.set()
+            await asyncio.gather(*holders)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        services.close()
+
+
+def test_a_failed_login_needs_no_write_transaction(settings, db, project_id):
+    """The password is checked with no transaction open and off the writer threads: with
+    every writer thread held, a wrong password is still answered 401 (before, the check ran
+    inside a write and waited for a writer)."""
+    from imstags.domain.identity import PasswordAuth
+    from imstags.errors import Unauthorized
+
+    _user_id, name, _password = make_user(db, project_id)
+
+    async def failed_login(services) -> str:
+        auth = PasswordAuth(password="wrong", user_name=name, user_domain_id="default")  # noqa: S106
+        with pytest.raises(Unauthorized):
+            await services.identity.login(auth, "10.0.0.1")
+        return "answered"
+
+    assert run_with_writers_busy(settings, db, failed_login) == "answered"
+
+
+def test_writes_complete_while_the_password_checks_are_saturated(settings, db, project_id, image):
+    """Every login thread and queue slot held: a login is refused at once with 429 and
+    Retry-After, and tag writes go through meanwhile."""
+    import threading
+
+    from imstags.domain.identity import PasswordAuth
+    from imstags.errors import TooManyRequests
+    from imstags.services.container import build_services
+
+    services = build_services(
+        settings.model_copy(update={"login_threads": 1, "login_queue": 1}), db
+    )
+    _user_id, name, password = make_user(db, project_id)
+
+    async def run() -> None:
+        release = threading.Event()
+        checks = services.identity._checks
+        held = [asyncio.ensure_future(checks.run(release.wait, 60)) for _ in range(2)]
+        await asyncio.sleep(0)
+        try:
+            auth = PasswordAuth(password=password, user_name=name, user_domain_id="default")
+            with pytest.raises(TooManyRequests) as refused:
+                await services.identity.login(auth, "10.0.0.1")
+            assert refused.value.headers["Retry-After"] == "1"
+            for index in range(5):
+                await services.tags.add_tag(project_id, image, f"k{index}", "v")
+            assert len(await services.tags.image_tags(project_id, image)) == 5
+        finally:
+            release.set()
+            await asyncio.gather(*held)
+
+    try:
+        asyncio.run(run())
+    finally:
+        services.close()

@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     login_failures_per_user: int = Field(
         default=5,
         ge=0,
-        description="Failed logins (POST /v3/auth/tokens) one user name may have within "
-        "login_failure_window_seconds before its logins get 429; 0 turns the limit off.",
+        description="Failed logins (POST /v3/auth/tokens) one user may have from one client "
+        "address within login_failure_window_seconds before that address's logins as that "
+        "user get 429; 0 turns the limit off.",
     )
     login_failures_per_client: int = Field(
         default=100,
@@ -81,6 +82,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Unknown access keys remembered (for credential_cache_seconds) so that "
         "their repetition costs no database read.",
+    )
+    login_threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Threads per process that check passwords (argon2), apart from every "
+        "other thread.",
+    )
+    login_queue: int = Field(
+        default=16,
+        ge=0,
+        description="Password checks that may wait for a login thread; one more is 429.",
     )
     forwarded_allow_ips: str = Field(
         default="",

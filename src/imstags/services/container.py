@@ -12,7 +12,7 @@ from imstags.domain.secrets import SecretBox, load_or_create_key
 from imstags.domain.throttle import Limit, LoginThrottle
 from imstags.services.auth import Authenticator
 from imstags.services.health import HealthService
-from imstags.services.identity import IdentityService
+from imstags.services.identity import IdentityService, PasswordChecks
 from imstags.services.images import ImageService
 from imstags.services.tags import TagService
 from imstags.services.writes import WriteRunner
@@ -37,6 +37,7 @@ class Services:
     def close(self) -> None:
         """Let queued writes finish (at the app's shutdown)."""
         self.writes.close()
+        self.identity.close()
 
 
 def build_services(settings: Settings, db: Database | None = None) -> Services:
@@ -48,12 +49,13 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     identity = IdentityService(
         database,
         writes,
-        # Failed logins, counted per process: per user named in the request, and per client
+        # Failed logins, counted per process: per (user, client address), and per client
         # address across users.
         LoginThrottle(
             Limit(settings.login_failures_per_user, window),
             Limit(settings.login_failures_per_client, window),
         ),
+        PasswordChecks(settings.login_threads, settings.login_queue),
         token_ttl_seconds=settings.token_ttl_seconds,
     )
     return Services(
