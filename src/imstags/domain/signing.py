@@ -50,6 +50,8 @@ class AuthorizationHeader:
     access: str
     signed_headers: tuple[str, ...]
     signature: str
+    # The signed header names as ASGI gives names (lower-case bytes).
+    signed_header_keys: tuple[bytes, ...] = ()
 
 
 def is_sdk_signature(authorization: str | None) -> bool:
@@ -62,7 +64,9 @@ def parse_authorization(value: str) -> AuthorizationHeader:
     if match is None:
         raise Unauthorized("The Authorization header is not a valid SDK-HMAC-SHA256 signature.")
     access, signed, signature = match.groups()
-    return AuthorizationHeader(access, tuple(signed.split(";")), signature.lower())
+    names = tuple(signed.split(";"))
+    keys = tuple(name.encode("latin-1") for name in names)
+    return AuthorizationHeader(access, names, signature.lower(), keys)
 
 
 def check_cheap_parts(

@@ -200,10 +200,11 @@ class Authenticator:
                 f"The Authorization header is longer than {self._max_authorization} bytes."
             )
         header = signing.parse_authorization(authorization)
-        # Header names are lower-case already; the signature needs about ten lookups.
-        named = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
+        raw = dict(headers)  # names are lower-case already; a later duplicate wins
+        if raw[b"authorization"] != authorization.encode("latin-1"):
+            raise Unauthorized("The request carries more than one Authorization header.")
         # A request that declares no body (or an empty one) has none: skip reading the stream.
-        has_body = named.get("content-length", "0") != "0" or "transfer-encoding" in named
+        has_body = raw.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in raw
         # A bodiless request whose signed parts are byte for byte those of one verified before
         # (a client repeating a call within the second its signature dates from) would yield
         # the same HMAC under the same secret: while that secret is still the cached one, only
@@ -211,12 +212,16 @@ class Authenticator:
         # head skips the memo, so that padding cannot fill it.
         memo_key = None
         if not has_body:
-            memo_key = self._memo_key(method, raw_path, raw_query, named, header)
+            memo_key = self._memo_key(method, raw_path, raw_query, raw, header)
         if memo_key is not None:
             memo = self._verified.get(memo_key)
             if memo is not None and self._cached_secret(memo.access) is memo.secret_entry:
                 signing.check_sdk_date(memo.sdk_date, window_seconds=window)
-                return self._principal(named, memo.principal.project_id)
+                claimed = raw.get(b"x-project-id")
+                if claimed is not None and claimed.decode("latin-1") != memo.principal.project_id:
+                    raise Forbidden("X-Project-Id names another project than the credentials.")
+                return memo.principal
+        named = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw.items()}
         # The cheap refusals first; only then may the key cost a lookup.
         sdk_date = signing.check_cheap_parts(named, header, window_seconds=window)
         # With the secret cached, checking the signature is a few microseconds of hashing:
@@ -258,22 +263,20 @@ class Authenticator:
         method: str,
         raw_path: bytes | str,
         raw_query: bytes,
-        named: dict[str, str],
+        raw: dict[bytes, bytes],
         header: signing.AuthorizationHeader,
     ) -> bytes | None:
-        """A 16-byte digest of what the signature covers (and of the signature), or None for
-        a head too large to be worth remembering."""
+        """A 16-byte digest of what the signature covers and of the Authorization header, or
+        None for signed parts too large to be worth remembering. The parts are joined with
+        newlines, which none of them can contain (HTTP forbids them in the request line and in
+        header values), so different requests give different texts."""
         path = raw_path if isinstance(raw_path, bytes) else raw_path.encode("latin-1")
-        parts = [method, *(named.get(name, "") for name in header.signed_headers)]
-        size = len(path) + len(raw_query) + sum(len(part) for part in parts)
-        if size > self._memo_max_head:
+        parts = [method.encode("latin-1"), path, raw_query, raw.get(b"authorization", b"")]
+        parts += [raw.get(name, b"") for name in header.signed_header_keys]
+        text = b"\n".join(parts)
+        if len(text) > self._memo_max_head:
             return None
-        digest = hashlib.blake2b(digest_size=16)
-        texts = (header.access, header.signature, *header.signed_headers, *parts)
-        for part in (path, raw_query, *(text.encode("latin-1") for text in texts)):
-            digest.update(len(part).to_bytes(4, "big"))
-            digest.update(part)
-        return digest.digest()
+        return hashlib.blake2b(text, digest_size=16).digest()
 
     @staticmethod
     def _principal(headers: dict[str, str], project_id: str) -> Principal:
