@@ -142,7 +142,7 @@ def test_signed_unsigned_payload_is_refused_on_json_routes(server, credential, t
         credential.access,
         credential.secret,
         body=body,
-        headers={"Content-Type": "application/octet-stream"},
+        headers={"Content-Type": "text/plain"},
     )
     assert headers["X-Sdk-Content-Sha256"] == "UNSIGNED-PAYLOAD"
     response = send("POST", server.base_url + path, headers, body)

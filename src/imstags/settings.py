@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Password checks that may wait for a login thread; one more is 429.",
     )
+    unsigned_payload_media_types: str = Field(
+        default="application/openstack-images-v2.1-json-patch,"
+        "application/openstack-images-v2.0-json-patch,application/octet-stream",
+        description="Comma-separated Content-Types for which a signed X-Sdk-Content-Sha256: "
+        "UNSIGNED-PAYLOAD is accepted (the Huawei SDK cannot sign those bodies: image PATCH, "
+        "image data); their bodies are then not bound by the signature. Empty: refused always.",
+    )
     forwarded_allow_ips: str = Field(
         default="",
         description="Comma-separated addresses (or *) of reverse proxies whose X-Forwarded-For "

@@ -98,6 +98,7 @@ class Authenticator:
         max_authorization_bytes: int = 4096,
         memo_max_head_bytes: int = 8192,
         unknown_key_cache_size: int = 256,
+        unsigned_payload_media_types: frozenset[str] = frozenset(),
     ) -> None:
         self._db = db
         self._box = box
@@ -106,6 +107,7 @@ class Authenticator:
         self._max_authorization = max_authorization_bytes
         self._memo_max_head = memo_max_head_bytes
         self._unknown_size = unknown_key_cache_size
+        self._unsigned_media = unsigned_payload_media_types
         # Known keys only: their number is that of the credentials issued.
         self._secrets: dict[str, tuple[float, tuple[str, str]]] = {}
         # Keys found unknown, with when to ask again; least recently added dropped first.
@@ -233,6 +235,12 @@ class Authenticator:
         if found is None:
             raise Unauthorized("The access key is unknown.")
         known = found
+        # The SDK's signer marks bodies that are not JSON (a JSON patch, image data) as
+        # UNSIGNED-PAYLOAD; accepted only for the configured media types, and only when the
+        # Content-Type is signed, so that a captured request cannot change its kind.
+        media = named.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media in self._unsigned_media and "content-type" in header.signed_headers:
+            allow_unsigned_payload = True
         body = await body_source.body() if has_body else b""
         signed = signing.SignedRequest(
             method=method,

@@ -71,6 +71,11 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
             max_authorization_bytes=settings.max_authorization_bytes,
             memo_max_head_bytes=settings.signature_memo_max_head_bytes,
             unknown_key_cache_size=settings.unknown_access_key_cache_size,
+            unsigned_payload_media_types=frozenset(
+                media.strip().lower()
+                for media in settings.unsigned_payload_media_types.split(",")
+                if media.strip()
+            ),
         ),
         tags=TagService(database, writes),
         writes=writes,
