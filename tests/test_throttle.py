@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imstags.domain.throttle import FailureThrottle, Limit, LoginThrottle, user_key
+from imstags.domain.throttle import FailureThrottle, Limit, LoginThrottle
 
 
 class FakeClock:
@@ -81,15 +81,51 @@ def test_login_throttle_per_client_limit_applies_across_users():
     assert throttle.retry_after("fresh-user", "10.0.0.2") == 0
 
 
-def test_login_throttle_success_clears_user_but_not_client():
+def test_login_throttle_success_clears_the_pair_but_not_the_client():
     throttle = LoginThrottle(Limit(2, 60), Limit(3, 60), clock=FakeClock())
     throttle.failed("u", "ip")
     throttle.failed("u", "ip")
-    assert throttle.retry_after("u", "other-ip") > 0
-    throttle.succeeded("u")
-    assert throttle.retry_after("u", "other-ip") == 0
+    assert throttle.retry_after("u", "ip") > 0
+    throttle.succeeded("u", "ip")
+    assert throttle.retry_after("u", "ip") == 0
     throttle.failed("v", "ip")
     assert throttle.retry_after("w", "ip") > 0
+
+
+def test_login_throttle_failures_from_one_address_do_not_lock_the_user_out_elsewhere():
+    """Per (user, client) counting: someone else's failures never stop a correct password
+    from an address that has not been failing (docs/decisions.md)."""
+    throttle = LoginThrottle(Limit(2, 60), Limit(100, 60), clock=FakeClock())
+    for _ in range(10):
+        throttle.failed("alice-id", "10.0.0.66")
+    assert throttle.retry_after("alice-id", "10.0.0.66") > 0
+    assert throttle.retry_after("alice-id", "10.0.0.7") == 0
+
+
+def test_login_throttle_unknown_names_share_one_counter_per_client():
+    throttle = LoginThrottle(Limit(2, 60), Limit(100, 60), clock=FakeClock())
+    throttle.failed(None, "ip")
+    throttle.failed(None, "ip")
+    assert throttle.retry_after(None, "ip") > 0
+    assert throttle.retry_after("someone", "ip") == 0
+
+
+def test_login_throttle_keys_are_fixed_size_digests():
+    throttle = LoginThrottle(Limit(5, 60), Limit(5, 60), clock=FakeClock())
+    throttle.failed("u" * 100_000, "c" * 100_000)
+    for table in (throttle.users, throttle.clients):
+        assert [len(key) for key in table._failures] == [16]
+
+
+def test_failure_throttle_drops_entries_whose_window_has_passed():
+    clock = FakeClock()
+    throttle = FailureThrottle(Limit(3, 60), clock=clock)
+    for i in range(500):
+        throttle.record_failure(f"user{i}")
+    assert len(throttle) == 500
+    clock.now += 61
+    throttle.record_failure("late")
+    assert len(throttle) == 1  # expired without being asked about
 
 
 def test_login_throttle_rounds_wait_up_to_whole_seconds():
@@ -98,8 +134,3 @@ def test_login_throttle_rounds_wait_up_to_whole_seconds():
     throttle.failed("u", "ip")
     clock.now += 9.5
     assert throttle.retry_after("u", "ip") == 1
-
-
-def test_user_key_is_case_insensitive_and_distinguishes_fields():
-    assert user_key(["Alice", "Default"]) == user_key(["alice", "default"])
-    assert user_key(["ab", "c"]) != user_key(["a", "bc"])

@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     login_failures_per_user: int = Field(
         default=5,
         ge=0,
-        description="Failed logins (POST /v3/auth/tokens) one user name may have within "
-        "login_failure_window_seconds before its logins get 429; 0 turns the limit off.",
+        description="Failed logins (POST /v3/auth/tokens) one user may have from one client "
+        "address within login_failure_window_seconds before that address's logins as that "
+        "user get 429; 0 turns the limit off.",
     )
     login_failures_per_client: int = Field(
         default=100,
@@ -111,6 +112,48 @@ class Settings(BaseSettings):
         default="loopback",
         description="Who may read GET /metrics: nobody (off: no route and no request "
         "counting), loopback clients only, or anyone (open).",
+    )
+    # Authentication hardening (issue 11): limits on what an unauthenticated caller can send.
+    max_authorization_bytes: int = Field(
+        default=4096,
+        ge=256,
+        description="Longest SDK-HMAC-SHA256 Authorization header accepted; longer is 401.",
+    )
+    signature_memo_max_head_bytes: int = Field(
+        default=8192,
+        ge=0,
+        description="Signed parts of a bodiless request larger than this skip the memo of "
+        "verified signatures (they are verified every time).",
+    )
+    unknown_access_key_cache_size: int = Field(
+        default=256,
+        ge=0,
+        description="Unknown access keys remembered (for credential_cache_seconds) so that "
+        "their repetition costs no database read.",
+    )
+    login_threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Threads per process that check passwords (argon2), apart from every "
+        "other thread.",
+    )
+    login_queue: int = Field(
+        default=16,
+        ge=0,
+        description="Password checks that may wait for a login thread; one more is 429.",
+    )
+    unsigned_payload_media_types: str = Field(
+        default="application/openstack-images-v2.1-json-patch,"
+        "application/openstack-images-v2.0-json-patch,application/octet-stream",
+        description="Comma-separated Content-Types for which a signed X-Sdk-Content-Sha256: "
+        "UNSIGNED-PAYLOAD is accepted (the Huawei SDK cannot sign those bodies: image PATCH, "
+        "image data); their bodies are then not bound by the signature. Empty: refused always.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Comma-separated addresses (or *) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty: none, the peer address is the client.",
     )
 
     @classmethod

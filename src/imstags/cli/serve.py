@@ -98,6 +98,9 @@ def run_server(settings: Settings, factory: str) -> None:
                 "auto", head_timeout=settings.head_timeout_seconds, max_connections=max_connections
             ),
             timeout_keep_alive=settings.keep_alive_timeout_seconds,
+            # X-Forwarded-For names the client only when a listed proxy sent it (default: none).
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=settings.forwarded_allow_ips or None,
         )
     finally:
         if metrics_dir is not None:

@@ -135,27 +135,74 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token_tx(
-    session: Session, auth: PasswordAuth, ttl_seconds: int, now: datetime | None = None
-) -> tuple[str, TokenInfo]:
-    """Check the password and the scope; returns the new token and what it stands for.
+@dataclass(frozen=True)
+class LoginCandidate:
+    """Whom a password request names, read before the (slow) password check.
 
-    Any mismatch (unknown user or domain, wrong password, disabled user, a project the user has
-    no role on) is the same 401, so the answer does not tell which part was wrong.
+    ``user_id`` is who logs in if the password verifies (None: nobody can, e.g. an unknown
+    name, or an ``id`` and a ``name`` of different users); ``throttle_user`` is whose
+    failure counter an attempt counts against (the user the request resolves to, None for
+    a name that resolves to no one). ``password_hash`` is the dummy hash when ``user_id`` is
+    None, so that every answer costs one argon2 verification.
+    """
+
+    user_id: str | None
+    throttle_user: str | None
+    password_hash: str
+
+
+def find_login_candidate(session: Session, auth: PasswordAuth) -> LoginCandidate:
+    user = _find_user(session, auth)
+    if user is None:
+        return LoginCandidate(None, None, _DUMMY_HASH)
+    if auth.user_id and auth.user_name is not None and auth.user_name != user.name:
+        # An id and a name that disagree: refused, and counted against the user of the id.
+        return LoginCandidate(None, user.id, _DUMMY_HASH)
+    return LoginCandidate(user.id, user.id, user.password_hash)
+
+
+def password_matches(candidate: LoginCandidate, password: str) -> bool:
+    """The argon2 check (about 0.1 s of CPU): run it outside any transaction."""
+    try:
+        _hasher.verify(candidate.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return candidate.user_id is not None
+
+
+def store_login_token_tx(
+    session: Session,
+    auth: PasswordAuth,
+    candidate: LoginCandidate,
+    ttl_seconds: int,
+    now: datetime | None = None,
+) -> tuple[str, TokenInfo]:
+    """The token for a verified candidate. The user is read again: if it was disabled,
+    deleted or given another password since the check, the login fails like a wrong password.
     """
     now = now or _now()
-    user = _find_user(session, auth)
-    hashed = user.password_hash if user is not None else _DUMMY_HASH
-    try:
-        _hasher.verify(hashed, auth.password)
-    except (VerificationError, InvalidHashError):
-        user = None
-    if user is None or not user.enabled:
+    user = session.get(User, candidate.user_id) if candidate.user_id else None
+    if user is None or not user.enabled or user.password_hash != candidate.password_hash:
         raise Unauthorized("The request you have made requires authentication.")
     project_id = _scoped_project(session, auth, user)
     return _store_token(
         session, user, project_id, now, now + timedelta(seconds=ttl_seconds), ("password",)
     )
+
+
+def issue_token_tx(
+    session: Session, auth: PasswordAuth, ttl_seconds: int, now: datetime | None = None
+) -> tuple[str, TokenInfo]:
+    """Check the password and the scope in one transaction (the CLI and tests; the API splits
+    these steps so that the password check holds no transaction open).
+
+    Any mismatch (unknown user or domain, wrong password, disabled user, a project the user has
+    no role on) is the same 401, so the answer does not tell which part was wrong.
+    """
+    candidate = find_login_candidate(session, auth)
+    if not password_matches(candidate, auth.password):
+        raise Unauthorized("The request you have made requires authentication.")
+    return store_login_token_tx(session, auth, candidate, ttl_seconds, now)
 
 
 def reissue_token_tx(

@@ -23,7 +23,11 @@ from imstags.errors import Unauthorized
 
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+_DATE_LENGTH = len("20260101T000000Z")
+# Access keys are letters and digits (imstags issues 20); anything else is not worth a lookup.
+_ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9]{1,128}$")
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 _AUTH_RE = re.compile(
     r"^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-fA-F]+)$"
@@ -46,6 +50,8 @@ class AuthorizationHeader:
     access: str
     signed_headers: tuple[str, ...]
     signature: str
+    # The signed header names as ASGI gives names (lower-case bytes).
+    signed_header_keys: tuple[bytes, ...] = ()
 
 
 def is_sdk_signature(authorization: str | None) -> bool:
@@ -58,18 +64,47 @@ def parse_authorization(value: str) -> AuthorizationHeader:
     if match is None:
         raise Unauthorized("The Authorization header is not a valid SDK-HMAC-SHA256 signature.")
     access, signed, signature = match.groups()
-    return AuthorizationHeader(access, tuple(signed.split(";")), signature.lower())
+    names = tuple(signed.split(";"))
+    keys = tuple(name.encode("latin-1") for name in names)
+    return AuthorizationHeader(access, names, signature.lower(), keys)
+
+
+def check_cheap_parts(
+    headers: Mapping[str, str], header: AuthorizationHeader, *, window_seconds: int
+) -> str:
+    """What can be refused before any lookup: the access key's shape and the signed date's
+    window (past or future). Returns the date. An unknown key costs a database read, so an
+    invented one must fail here first whenever it can."""
+    if _ACCESS_KEY_RE.match(header.access) is None:
+        raise Unauthorized("The access key is unknown.")
+    if "x-sdk-date" not in header.signed_headers:
+        raise Unauthorized("X-Sdk-Date must be among the signed headers.")
+    date_text = headers.get("x-sdk-date", "")
+    check_sdk_date(date_text, window_seconds=window_seconds)
+    return date_text
 
 
 def _encode(text: str) -> str:
     return quote(text, safe="~")
 
 
-@lru_cache(maxsize=4096)
+# Caches below keep only short values, so that invented long ones cannot grow memory.
+_CACHED_PATH_MAX = 512
+
+
 def canonical_uri(raw_path: str) -> str:
-    """Cached: a pure function of the path, and clients call the same few paths over and over."""
+    """Cached for paths of ordinary length: clients call the same few paths over and over."""
+    if len(raw_path) <= _CACHED_PATH_MAX:
+        return _cached_canonical_uri(raw_path)
+    return _canonical_uri(raw_path)
+
+
+def _canonical_uri(raw_path: str) -> str:
     path = "/".join(_encode(segment) for segment in unquote(raw_path).split("/"))
     return path if path.endswith("/") else path + "/"
+
+
+_cached_canonical_uri = lru_cache(maxsize=4096)(_canonical_uri)
 
 
 @lru_cache(maxsize=1024)
@@ -92,19 +127,48 @@ def canonical_query(raw_query: str) -> str:
     return "&".join(f"{_encode(k)}={_encode(v)}" for k, v in pairs)
 
 
-def canonical_request(request: SignedRequest, signed_headers: Sequence[str]) -> str:
+def payload_sha256(
+    request: SignedRequest, signed_headers: Sequence[str], *, allow_unsigned_payload: bool = False
+) -> str:
+    """The payload hash that goes into the canonical request: always the hash of the bytes
+    received, so that the signature binds the body.
+
+    The SDK sends ``X-Sdk-Content-Sha256`` only as ``UNSIGNED-PAYLOAD`` (for bodies that are
+    not JSON); other clients may send the body's real hash. The header is accepted when it
+    equals the hash of what arrived, and never used in its place: trusting it would let a
+    captured signature carry any body. ``UNSIGNED-PAYLOAD`` is refused unless the caller
+    allows it (a hook for a streamed upload that hashes the data itself) and the header is
+    among the signed ones, so that the signature still says "unsigned" was meant.
+    """
+    actual = hashlib.sha256(request.body).hexdigest() if request.body else EMPTY_BODY_SHA256
+    claimed = request.headers.get("x-sdk-content-sha256")
+    if claimed is None or not request.body:
+        return actual
+    claimed = claimed.strip()
+    if claimed == UNSIGNED_PAYLOAD:
+        if allow_unsigned_payload and "x-sdk-content-sha256" in signed_headers:
+            return UNSIGNED_PAYLOAD
+        raise Unauthorized("UNSIGNED-PAYLOAD is not accepted here: the body must be signed.")
+    if not hmac.compare_digest(claimed.lower().encode(), actual.encode()):
+        raise Unauthorized("X-Sdk-Content-Sha256 does not match the body received.")
+    return claimed
+
+
+def canonical_request(
+    request: SignedRequest,
+    signed_headers: Sequence[str],
+    *,
+    allow_unsigned_payload: bool = False,
+) -> str:
     lines = []
     for name in signed_headers:
         value = request.headers.get(name)
         if value is None:
             raise Unauthorized(f"The signed header '{name}' is missing from the request.")
         lines.append(f"{name}:{value.strip()}")
-    if not request.body:
-        payload_hash = EMPTY_BODY_SHA256
-    else:
-        payload_hash = (
-            request.headers.get("x-sdk-content-sha256") or hashlib.sha256(request.body).hexdigest()
-        )
+    payload_hash = payload_sha256(
+        request, signed_headers, allow_unsigned_payload=allow_unsigned_payload
+    )
     return "\n".join(
         [
             request.method.upper(),
@@ -145,7 +209,7 @@ def check_sdk_date(
     date_text: str, *, now: datetime | None = None, window_seconds: int = 900
 ) -> None:
     """``X-Sdk-Date`` must be well-formed and lie within the window around ``now``."""
-    signed_at = _sdk_date_seconds(date_text)
+    signed_at = _sdk_date_seconds(date_text) if len(date_text) == _DATE_LENGTH else None
     if signed_at is None:
         raise Unauthorized("X-Sdk-Date is missing or not in the form YYYYMMDDTHHMMSSZ.")
     current = now.timestamp() if now is not None else time.time()
@@ -165,6 +229,7 @@ def verify(
     *,
     now: datetime | None = None,
     window_seconds: int = 900,
+    allow_unsigned_payload: bool = False,
 ) -> str:
     """Check the request's signature; returns the project id its access key belongs to.
 
@@ -178,7 +243,13 @@ def verify(
         raise Unauthorized("The access key is unknown.")
     project_id, secret = found
     expected = sign(
-        secret, string_to_sign(canonical_request(request, header.signed_headers), date_text)
+        secret,
+        string_to_sign(
+            canonical_request(
+                request, header.signed_headers, allow_unsigned_payload=allow_unsigned_payload
+            ),
+            date_text,
+        ),
     )
     if not hmac.compare_digest(expected, header.signature):
         raise Unauthorized("The request signature does not match.")

@@ -12,7 +12,7 @@ from imstags.domain.secrets import SecretBox, load_or_create_key
 from imstags.domain.throttle import Limit, LoginThrottle
 from imstags.services.auth import Authenticator
 from imstags.services.health import HealthService
-from imstags.services.identity import IdentityService
+from imstags.services.identity import IdentityService, PasswordChecks
 from imstags.services.images import ImageService
 from imstags.services.metrics import instrument_database
 from imstags.services.tags import TagService
@@ -38,6 +38,7 @@ class Services:
     def close(self) -> None:
         """Let queued writes finish (at the app's shutdown)."""
         self.writes.close()
+        self.identity.close()
 
 
 def build_services(settings: Settings, db: Database | None = None) -> Services:
@@ -57,12 +58,13 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     identity = IdentityService(
         database,
         writes,
-        # Failed logins, counted per process: per user named in the request, and per client
+        # Failed logins, counted per process: per (user, client address), and per client
         # address across users.
         LoginThrottle(
             Limit(settings.login_failures_per_user, window),
             Limit(settings.login_failures_per_client, window),
         ),
+        PasswordChecks(settings.login_threads, settings.login_queue),
         token_ttl_seconds=settings.token_ttl_seconds,
     )
     return Services(
@@ -75,6 +77,14 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
             date_window_seconds=settings.sdk_date_window_seconds,
             credential_cache_seconds=settings.credential_cache_seconds,
             token_validator=identity.principal_of_token,
+            max_authorization_bytes=settings.max_authorization_bytes,
+            memo_max_head_bytes=settings.signature_memo_max_head_bytes,
+            unknown_key_cache_size=settings.unknown_access_key_cache_size,
+            unsigned_payload_media_types=frozenset(
+                media.strip().lower()
+                for media in settings.unsigned_payload_media_types.split(",")
+                if media.strip()
+            ),
         ),
         tags=TagService(database, writes),
         writes=writes,

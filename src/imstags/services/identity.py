@@ -3,10 +3,15 @@ revocation, and the check of ``X-Auth-Token`` that the authenticator runs on eve
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from imstags.domain import identity
-from imstags.domain.throttle import LoginThrottle, user_key
+from imstags.domain.throttle import LoginThrottle
 from imstags.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from imstags.services.auth import Principal
 from imstags.services.threads import run_blocking
@@ -22,33 +27,86 @@ class IssuedToken:
     info: identity.TokenInfo
 
 
+T = TypeVar("T")
+
+
+class PasswordChecks:
+    """The executor for argon2 checks: a few threads of its own and a bounded queue.
+
+    Password checks are slow on purpose (about 0.1 s of CPU each); on the shared thread pool
+    a burst of failed logins would queue ahead of every other blocking call. Here at most
+    ``threads + queue`` run or wait; one more is refused at once (429 with Retry-After) instead
+    of piling up.
+    """
+
+    def __init__(self, threads: int, queue: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imstags-login")
+        self._slots = threading.BoundedSemaphore(threads + queue)
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        if not self._slots.acquire(blocking=False):
+            raise TooManyRequests(1, "Too many logins are being checked; try again shortly.")
+        try:
+            return await asyncio.wrap_future(self._pool.submit(fn, *args))
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _refuse_if_waiting(wait: int) -> None:
+    if wait:
+        raise TooManyRequests(wait, f"Too many failed logins; try again in {wait} seconds.")
+
+
 class IdentityService:
     def __init__(
-        self, db: Database, writes: WriteRunner, throttle: LoginThrottle, *, token_ttl_seconds: int
+        self,
+        db: Database,
+        writes: WriteRunner,
+        throttle: LoginThrottle,
+        checks: PasswordChecks,
+        *,
+        token_ttl_seconds: int,
     ) -> None:
         self._db = db
         self._writes = writes
         self._throttle = throttle
+        self._checks = checks
         self._ttl = token_ttl_seconds
 
     async def login(self, auth: identity.PasswordAuth, client: str) -> IssuedToken:
-        """Check a password and issue a token. Failed logins are throttled per user named in
-        the request and per client address (429, checked before the password is: see
-        :mod:`imstags.domain.throttle`)."""
-        user = user_key([auth.user_id, auth.user_name, auth.user_domain_id, auth.user_domain_name])
-        wait = self._throttle.retry_after(user, client)
-        if wait:
-            raise TooManyRequests(wait, f"Too many failed logins; try again in {wait} seconds.")
+        """Check a password and issue a token.
+
+        Failed logins are throttled per (resolved user, client address) and per client
+        address (429, checked before the password is: see :mod:`imstags.domain.throttle`).
+        The user is read in a short read transaction, the password checked on
+        :class:`PasswordChecks` with no transaction open, and a write is opened only to store
+        the token of a password that matched: failed logins never hold the write lock.
+        """
+        _refuse_if_waiting(self._throttle.client_retry_after(client))
+        candidate = await run_blocking(self._candidate, auth)
+        _refuse_if_waiting(self._throttle.retry_after(candidate.throttle_user, client))
         try:
+            if not await self._checks.run(identity.password_matches, candidate, auth.password):
+                raise Unauthorized("The request you have made requires authentication.")
             token, info = await self._writes.run(
                 self._db.write,
-                lambda session: identity.issue_token_tx(session, auth, self._ttl),
+                lambda session: identity.store_login_token_tx(session, auth, candidate, self._ttl),
             )
         except Unauthorized:
-            self._throttle.failed(user, client)
+            self._throttle.failed(candidate.throttle_user, client)
             raise
-        self._throttle.succeeded(user)
+        self._throttle.succeeded(candidate.throttle_user, client)
         return IssuedToken(token, info)
+
+    def _candidate(self, auth: identity.PasswordAuth) -> identity.LoginCandidate:
+        with self._db.read() as session:
+            return identity.find_login_candidate(session, auth)
+
+    def close(self) -> None:
+        self._checks.close()
 
     async def reissue(
         self, token: str, project_id: str | None, project_name: str | None

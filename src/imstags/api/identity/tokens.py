@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from imstags.api.deps import BaseUrlDep, IdentityDep, SettingsDep
 from imstags.api.responses import ERROR_RESPONSES, JsonResponse, no_content
@@ -37,16 +37,22 @@ class _Loose(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+# Bounded before anything else sees them: names and ids are at most 255 characters (the user
+# name rule), a password at most identity.PASSWORD_MAX_LENGTH.
+Name = Annotated[str, StringConstraints(max_length=identity.USER_NAME_MAX_LENGTH)]
+Password = Annotated[str, StringConstraints(max_length=identity.PASSWORD_MAX_LENGTH)]
+
+
 class DomainRef(_Loose):
-    id: str | None = None
-    name: str | None = None
+    id: Name | None = None
+    name: Name | None = None
 
 
 class UserRef(_Loose):
-    id: str | None = None
-    name: str | None = None
+    id: Name | None = None
+    name: Name | None = None
     domain: DomainRef | None = None
-    password: str
+    password: Password
 
 
 class PasswordMethod(_Loose):
@@ -54,18 +60,18 @@ class PasswordMethod(_Loose):
 
 
 class TokenMethod(_Loose):
-    id: str
+    id: Name
 
 
 class IdentityPart(_Loose):
-    methods: list[str]
+    methods: Annotated[list[Name], Field(max_length=8)]
     password: PasswordMethod | None = None
     token: TokenMethod | None = None
 
 
 class ProjectRef(_Loose):
-    id: str | None = None
-    name: str | None = None
+    id: Name | None = None
+    name: Name | None = None
     domain: DomainRef | None = None
 
 
@@ -222,10 +228,10 @@ async def issue_token(
     body: Annotated[AuthBody, Body()],
     nocatalog: str | None = None,
 ) -> Response:
-    """Failed logins are throttled per user and per client address (429 with Retry-After,
-    checked before the password is): see ``domain/throttle.py``. The ``token`` method (a
-    valid token buys a new one for the same user and project, what keystoneauth's token
-    plugins send) is not throttled: a token cannot be guessed."""
+    """Failed logins are throttled per (user, client address) and per client address (429
+    with Retry-After, checked before the password is): see ``domain/throttle.py``. The
+    ``token`` method (a valid token buys a new one for the same user and project, what
+    keystoneauth's token plugins send) is not throttled: a token cannot be guessed."""
     if body.auth.identity.methods == ["token"]:
         given, project = _token_auth(body)
         issued = await identities.reissue(
