@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from imstags.api import health
+from imstags.api import admin, health
 from imstags.api.identity import tokens as identity_tokens
 from imstags.api.identity import versions as identity_versions
 from imstags.api.ims import cloudimage_tags, tag_queries
@@ -35,3 +35,5 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(identity_tokens.router)
     # Liveness and readiness probes (no credentials).
     app.include_router(health.router)
+    # The emulator's admin API (seed, export, reset, fault rules); 404 unless configured.
+    app.include_router(admin.router)

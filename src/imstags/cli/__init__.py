@@ -15,6 +15,7 @@ from imstags.cli.common import Context
 from imstags.cli.credentials import credentials
 from imstags.cli.database import db
 from imstags.cli.images import images
+from imstags.cli.seed import seed
 from imstags.cli.serve import serve
 from imstags.cli.users import users
 
@@ -38,3 +39,4 @@ main.add_command(db)
 main.add_command(credentials)
 main.add_command(images)
 main.add_command(users)
+main.add_command(seed)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import click
 
 from imstags.cli.common import Context, pass_context
+from imstags.cli.seed import seed_file
 from imstags.services.admin import upgrade_schema
 from imstags.settings import Settings
 
@@ -19,12 +21,23 @@ APP_FACTORY = "imstags.api.app:create_app_from_environment"
 @click.option("--port", type=int, help="Port to listen on (default 9292).")
 @click.option("--workers", type=int, help="Worker processes (default 1).")
 @click.option("--log-level", help="debug, info, warning or error.")
+@click.option(
+    "--seed", "seed_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Load this JSON or YAML state document before serving (as `imstags seed`).",
+)  # fmt: skip
 @pass_context
 def serve(
-    ctx: Context, host: str | None, port: int | None, workers: int | None, log_level: str | None
+    ctx: Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    log_level: str | None,
+    seed_path: Path | None,
 ) -> None:
     """Serve every API on one port, after applying pending migrations."""
     settings = ctx.settings(host=host, port=port, workers=workers, log_level=log_level)
+    if seed_path is not None:
+        seed_file(settings, seed_path)
     run_server(settings, APP_FACTORY)
 
 

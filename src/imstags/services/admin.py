@@ -22,6 +22,7 @@ from imstags.domain.identity import UserInfo, create_user_tx, delete_user_tx, li
 from imstags.domain.secrets import SecretBox, load_or_create_key
 from imstags.services.bulk_import import ImportService
 from imstags.services.consistency import ConsistencyService
+from imstags.services.state import StateService
 from imstags.settings import Settings
 from imstags.storage.database import Database, url_for_display
 from imstags.storage.migrate import upgrade
@@ -77,6 +78,7 @@ class AdminServices:
     accounts: AccountService
     imports: ImportService
     consistency: ConsistencyService
+    state: StateService
 
 
 @contextmanager
@@ -89,6 +91,9 @@ def admin_services(settings: Settings) -> Iterator[AdminServices]:
             accounts=AccountService(db, settings),
             imports=ImportService(db),
             consistency=ConsistencyService(db),
+            state=StateService(
+                db, SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
+            ),
         )
     finally:
         db.dispose()
