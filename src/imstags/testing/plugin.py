@@ -6,7 +6,8 @@ Fixtures:
   with a temporary SQLite database, or the database of ``--imstags-database URL`` /
   ``IMSTAGS_PYTEST_DATABASE_URL``. Override the ``imstags_database_url`` fixture to choose it
   in code.
-- ``imstags_project``: a fresh project with its AK/SK and Keystone user. Mark a test
+- ``imstags_project``: a fresh project with its AK/SK and Keystone user, emptied when the
+  test ends. Mark a test
   ``@pytest.mark.imstags_seed(images=[{"name": "web", "tags": {"env": "prod"}}])`` to give the
   project images.
 - ``imstags_ims``: a ready ``huaweicloudsdkims`` ``ImsClient`` for that project.
@@ -63,10 +64,16 @@ def imstags_server(imstags_database_url: str | None) -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def imstags_project(imstags_server: Emulator, request: pytest.FixtureRequest) -> TestProject:
+def imstags_project(
+    imstags_server: Emulator, request: pytest.FixtureRequest
+) -> Iterator[TestProject]:
+    """Reset when the test ends, so that tests may seed fixed image ids and a long-lived
+    database does not grow."""
     marker = request.node.get_closest_marker("imstags_seed")
     options: dict[str, Any] = dict(marker.kwargs) if marker else {}
-    return imstags_server.new_project(images=options.get("images", ()), name=options.get("name"))
+    project = imstags_server.new_project(images=options.get("images", ()), name=options.get("name"))
+    yield project
+    imstags_server.reset(project.project_id)
 
 
 @pytest.fixture
