@@ -10,6 +10,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from imstags.api.admin import require_admin
+from imstags.api.app import create_app
+from imstags.api.openapi import api_routes
 from imstags.cli import main
 from imstags.domain.credentials import IssuedCredential
 from imstags.testing.emulator import AdminError, Emulator
@@ -130,6 +133,16 @@ def test_seed_command_reports_a_refused_document(settings, tmp_path):
 def test_admin_api_does_not_exist_without_a_token(server):
     # The suite's server has no admin token: the admin paths are unknown paths.
     assert_error(httpx.post(server.base_url + "/_imstags/reset"), 404)
+
+
+def test_every_admin_route_requires_the_admin_token(settings):
+    app = create_app(settings)
+    admin_routes = [r for r in api_routes(app) if r.path_format.startswith("/_imstags/")]
+    assert len(admin_routes) == 8
+    for route in admin_routes:
+        calls = [dependency.call for dependency in route.original_route.dependant.dependencies]
+        assert require_admin in calls, route.path_format
+        assert not route.original_route.include_in_schema
 
 
 def test_admin_api_refuses_a_wrong_token(imstags_server: Emulator):
