@@ -42,6 +42,13 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 
 
 @pytest.fixture(scope="session")
+def imstags_database_url(database_url: str) -> str | None:
+    """The pytest plugin's server (imstags.testing) on the suite's PostgreSQL database, or on
+    a temporary SQLite file of its own, as users get it by default."""
+    return database_url if database_url.startswith("postgresql") else None
+
+
+@pytest.fixture(scope="session")
 def db(settings: Settings) -> Iterator[Database]:
     upgrade(settings.resolved_database_url)
     database = Database(settings.resolved_database_url)

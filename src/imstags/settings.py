@@ -155,6 +155,19 @@ class Settings(BaseSettings):
         description="Comma-separated addresses (or *) of reverse proxies whose X-Forwarded-For "
         "and X-Forwarded-Proto are believed; empty: none, the peer address is the client.",
     )
+    admin_token: str | None = Field(
+        default=None,
+        description="Turns on the admin API (/_imstags/: seed, export, reset, fault rules) for "
+        "requests carrying it in X-Imstags-Admin-Token. Unset: the admin API does not exist.",
+    )
+    admin_allow_remote: bool = Field(
+        default=False,
+        description="Let the admin API answer clients other than loopback (and requests that "
+        "came through a proxy).",
+    )
+    faults_file: Path | None = Field(
+        default=None, description="JSON or YAML file of fault injection rules loaded at start."
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

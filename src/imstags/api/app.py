@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from imstags import __version__
 from imstags.api.errors import install_error_handlers
+from imstags.api.faults import FaultInjectionMiddleware
 from imstags.api.metrics import install_metrics
 from imstags.api.middleware import InputLimitsMiddleware, RequestIdMiddleware
 from imstags.api.openapi import install_openapi
@@ -47,6 +48,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     include_routers(app)
     observer = install_metrics(app, settings.metrics_access)
     install_openapi(app)
+    if settings.admin_token or settings.faults_file:
+        # Innermost: input limits and the request id apply before a rule is checked.
+        app.add_middleware(FaultInjectionMiddleware, book=services.faults)
     # Added last = outermost: every response, refusals included, carries a request id.
     app.add_middleware(InputLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware, observer=observer)

@@ -11,9 +11,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from imstags.api.links import public_base_url
+from imstags.services.faults import FaultBook
 from imstags.services.health import HealthService
 from imstags.services.identity import IdentityService
 from imstags.services.images import ImageService
+from imstags.services.state import StateService
 from imstags.services.tags import TagService
 from imstags.settings import Settings
 
@@ -38,6 +40,16 @@ async def health_service(request: Request) -> HealthService:
     return service
 
 
+async def state_service(request: Request) -> StateService:
+    service: StateService = request.app.state.services.state
+    return service
+
+
+async def fault_book(request: Request) -> FaultBook:
+    book: FaultBook = request.app.state.services.faults
+    return book
+
+
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.services.settings
     return settings
@@ -56,3 +68,5 @@ ImagesDep = Annotated[ImageService, Depends(image_service)]
 IdentityDep = Annotated[IdentityService, Depends(identity_service)]
 HealthDep = Annotated[HealthService, Depends(health_service)]
 BaseUrlDep = Annotated[str, Depends(base_url)]
+StateDep = Annotated[StateService, Depends(state_service)]
+FaultsDep = Annotated[FaultBook, Depends(fault_book)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from imstags.api import console, health
+from imstags.api import admin, console, health
 from imstags.api.identity import tokens as identity_tokens
 from imstags.api.identity import versions as identity_versions
 from imstags.api.ims import cloudimage_tags, tag_queries
@@ -36,3 +36,5 @@ def include_routers(app: FastAPI) -> None:
     # Liveness and readiness probes (no credentials).
     app.include_router(health.router)
     console.mount_console(app)  # the web console's static files at /console/ (no API routes)
+    # The emulator's admin API (seed, export, reset, fault rules); 404 unless configured.
+    app.include_router(admin.router)

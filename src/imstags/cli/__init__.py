@@ -16,6 +16,7 @@ from imstags.cli.credentials import credentials
 from imstags.cli.database import db
 from imstags.cli.images import images
 from imstags.cli.secrets import secrets
+from imstags.cli.seed import seed
 from imstags.cli.serve import serve
 from imstags.cli.tags import tags
 from imstags.cli.users import users
@@ -42,3 +43,4 @@ main.add_command(images)
 main.add_command(users)
 main.add_command(secrets)
 main.add_command(tags)
+main.add_command(seed)

@@ -7,12 +7,14 @@ import os
 import resource
 import shutil
 import tempfile
+from pathlib import Path
 
 import click
 
 from imstags import __version__
 from imstags.api.http_limits import protocol
 from imstags.cli.common import Context, pass_context
+from imstags.cli.seed import seed_file
 from imstags.logging_config import configure_logging
 from imstags.services.admin import upgrade_schema
 from imstags.services.metrics import MULTIPROCESS_DIR_VARIABLE
@@ -37,6 +39,10 @@ log = logging.getLogger("imstags.serve")
     type=click.Choice(["off", "loopback", "open"]),
     help="Who may read GET /metrics (default loopback).",
 )
+@click.option(
+    "--seed", "seed_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Load this JSON or YAML state document before serving (as `imstags seed`).",
+)  # fmt: skip
 @pass_context
 def serve(
     ctx: Context,
@@ -46,6 +52,7 @@ def serve(
     log_level: str | None,
     log_format: str | None,
     metrics_access: str | None,
+    seed_path: Path | None,
 ) -> None:
     """Serve every API on one port, after applying pending migrations."""
     settings = ctx.settings(
@@ -56,6 +63,8 @@ def serve(
         log_format=log_format,
         metrics_access=metrics_access,
     )
+    if seed_path is not None:
+        seed_file(settings, seed_path)
     run_server(settings, APP_FACTORY)
 
 

@@ -30,6 +30,7 @@ from imstags.domain.operator_listing import (
 from imstags.domain.secrets import SecretBox, load_or_create_key, replace_key_file
 from imstags.services.bulk_import import ImportService
 from imstags.services.consistency import ConsistencyService
+from imstags.services.state import StateService
 from imstags.settings import Settings
 from imstags.storage.database import Database, url_for_display
 from imstags.storage.migrate import upgrade
@@ -127,6 +128,7 @@ class AdminServices:
     imports: ImportService
     consistency: ConsistencyService
     views: CatalogViews
+    state: StateService
 
 
 @contextmanager
@@ -140,6 +142,9 @@ def admin_services(settings: Settings) -> Iterator[AdminServices]:
             imports=ImportService(db),
             consistency=ConsistencyService(db),
             views=CatalogViews(db),
+            state=StateService(
+                db, SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
+            ),
         )
     finally:
         db.dispose()

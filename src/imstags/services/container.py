@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from imstags.domain.secrets import SecretBox, load_or_create_key
 from imstags.domain.throttle import Limit, LoginThrottle
 from imstags.services.auth import Authenticator
+from imstags.services.faults import FaultBook, load_rules
 from imstags.services.health import HealthService
 from imstags.services.identity import IdentityService, PasswordChecks
 from imstags.services.images import ImageService
 from imstags.services.metrics import instrument_database
+from imstags.services.state import StateService
 from imstags.services.tags import TagService
 from imstags.services.writes import WriteRunner
 from imstags.settings import Settings
@@ -34,6 +36,8 @@ class Services:
     images: ImageService
     identity: IdentityService
     health: HealthService
+    state: StateService
+    faults: FaultBook
 
     def close(self) -> None:
         """Let queued writes finish (at the app's shutdown)."""
@@ -91,4 +95,6 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         images=ImageService(database, writes),
         identity=identity,
         health=HealthService(database, timeout=settings.readiness_timeout_seconds),
+        state=StateService(database, box, writes),
+        faults=FaultBook(load_rules(settings.faults_file) if settings.faults_file else ()),
     )

@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
 from imstags.errors import ImageNotFound, TagQuotaExceeded
-from imstags.storage.models import Image, ImageTag
+from imstags.storage.models import Image, ImageTag, TagCount
 from imstags.storage.new_image_tags import insert_new_image_tags
 from imstags.storage.tag_rows import TagRows
 from imstags.storage.visibility import image_for_write
@@ -152,3 +152,20 @@ def tag_new_images(
     if written:
         TagRows.of(session).adjust_counts(project_id, _in_lock_order(deltas))
     return written
+
+
+def remove_project_tags(session: Session, project_id: str) -> None:
+    """Every tag of the project's images, and their aggregate, gone (a project reset).
+
+    Each pair's count goes to zero through the same counter path as any other write, so the
+    rows leave ``tag_counts`` and the version is bumped once: a process holding the project's
+    old body sees the change at its next request.
+    """
+    counts = session.execute(
+        select(TagCount.key, TagCount.value, TagCount.image_count).where(
+            TagCount.project_id == project_id
+        )
+    ).all()
+    session.execute(delete(ImageTag).where(ImageTag.project_id == project_id))
+    deltas = {(key, value): -int(count) for key, value, count in counts}
+    TagRows.of(session).adjust_counts(project_id, _in_lock_order(deltas))
