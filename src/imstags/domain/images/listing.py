@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, tuple_
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from imstags.domain.images.attributes import COLUMNS
 from imstags.domain.images.records import ImageRecord, is_well_formed_id
@@ -349,7 +349,7 @@ def _by_tag_index(
 
 
 def _carrying_all(
-    stmt: Select[Any], image_id: ColumnElement[str], pairs: list[tuple[str, str]]
+    stmt: Select[Any], image_id: QueryableAttribute[str], pairs: list[tuple[str, str]]
 ) -> Select[Any]:
     """``stmt`` kept to the images that carry every (key, value) of ``pairs``, each checked by
     ``image_tags``' primary key. ``EXISTS`` rather than a join, so that the planner keeps the
