@@ -8,10 +8,11 @@ page with markers, and each page is compared with the same filter and sort done 
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import Engine
 
 from imstags.domain.images import listing, records
@@ -98,14 +99,16 @@ def pages(db, project, params, limit: int) -> list[list[str]]:
     raise AssertionError("paging did not end")
 
 
-@pytest.mark.parametrize("driving_limit", [0, 10_000])
+@pytest.mark.parametrize("driving_limit", [0, 50, 10_000])
 @pytest.mark.parametrize("sort", SORTS, ids=lambda s: ",".join(v for _, v in s) or "default")
 @pytest.mark.parametrize("tags", FILTERS, ids=lambda t: "&".join(t))
 def test_tag_filtered_pages_equal_a_plain_filter(
     db, catalog, monkeypatch, tags, sort, driving_limit
 ):
     """Every page (limit 7, each after the previous page's last image) is the reference's next
-    seven ids, and ``has_more`` is false only on the last; with the rare tag driving or not."""
+    seven ids, and ``has_more`` is false only on the last. In orders other than creation
+    order, ``driving_limit`` picks the plan: 0 walks the images in order, 10,000 starts from
+    the rarest tag's ids, 50 does either depending on how many images carry every tag."""
     project, images = catalog
     monkeypatch.setattr(listing, "DRIVING_TAG_LIMIT", driving_limit)
     params = [("tag", tag) for tag in tags] + sort
@@ -182,3 +185,81 @@ def test_creation_order_reads_the_rarest_tags_index_without_sorting(db, catalog,
         ]
     assert any("ix_image_tags_by_tag" in step and "created_at" in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_bulk_imported_and_api_images_of_one_second_page_in_one_order(db, monkeypatch):
+    """Images imported in bulk and images created through the API in the same second: their
+    tag rows carry the image's ``created_at`` exactly (on SQLite, the same text), so pages
+    read from the by-tag index order and bound them as the images' own columns do."""
+    from imstags.domain.tags.write_path import tag_new_images
+    from imstags.storage.models import Image, ImageTag
+
+    project = f"bulk{uuid.uuid4().hex}"
+    moment = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    monkeypatch.setattr(records, "utcnow", lambda: moment)
+    imported = {str(uuid.uuid4()): {"a": "1", "b": "2"} for _ in range(12)}
+
+    def create(session) -> None:
+        session.execute(
+            insert(Image),
+            [
+                {"id": image_id, "project_id": project, "name": "bulk", "properties": {},
+                 "created_at": moment, "updated_at": moment}
+                for image_id in imported
+            ],
+        )  # fmt: skip
+        tag_new_images(session, project, imported, moment)
+        for _ in range(12):
+            records.create_image_tx(session, project, {"name": "api"}, ["a=1", "b=2"], {})
+
+    db.write(create)
+    with db.read() as session:
+        differing = session.scalar(
+            select(func.count())
+            .select_from(ImageTag)
+            .join(Image, Image.id == ImageTag.image_id)
+            .where(ImageTag.project_id == project, ImageTag.created_at != Image.created_at)
+        )
+        ids = list(session.scalars(select(Image.id).where(Image.project_id == project)))
+    assert differing == 0
+    for sort in ([], [("sort", "created_at:asc")]):
+        expected = sorted(ids, reverse=not sort)  # one second: the id decides
+        got = pages(db, project, [("tag", "a=1"), ("tag", "b=2"), *sort], 5)
+        assert got == [expected[i : i + 5] for i in range(0, len(expected), 5)]
+
+
+def test_migration_0003_rewrites_tag_rows_in_the_images_text(tmp_path):
+    """A SQLite database whose bulk-imported tag rows hold the driver's text for the image's
+    instant gets the image's own text; rows that already agree are left as they are."""
+    from sqlalchemy import create_engine, text
+
+    from imstags.storage.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0002")
+    engine = create_engine(url)
+    stamp = "2026-11-30 22:08:22.000000"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO images (id, project_id, name, status, visibility, protected,"
+                " container_format, disk_format, min_disk, min_ram, image_type,"
+                " virtual_env_type, properties, created_at, updated_at) VALUES ('i', 'p', '',"
+                " 'queued', 'private', 0, 'bare', 'zvhd2', 0, 0, 'private', 'FusionCompute',"
+                " '{}', :stamp, :stamp)"
+            ),
+            {"stamp": stamp},
+        )
+        for key, created in (("a", "2026-11-30 22:08:22+00:00"), ("b", stamp)):
+            conn.execute(
+                text(
+                    "INSERT INTO image_tags (image_id, key, value, project_id, created_at)"
+                    " VALUES ('i', :key, 'v', 'p', :created)"
+                ),
+                {"key": key, "created": created},
+            )
+    upgrade(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT key, created_at FROM image_tags ORDER BY key")).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [("a", stamp), ("b", stamp)]
