@@ -344,8 +344,10 @@ def _by_tag_index(
 
     The index carries each image's ``created_at`` (copied from the image, which never changes
     it), so the range is already in page order: no sort, and the marker is a bound on the
-    range. The image row is then read by primary key for the other filters; its project
-    condition is hidden from the planner so that it does not start from the project's index.
+    range. The image row is then read by primary key for the other filters. Its project
+    condition stays in the form the planner can estimate: hidden behind ``coalesce``
+    (``visible_to(by_index=False)``), PostgreSQL took it for a few hundred rows and started
+    from a scan of all images (6.6 s at 400,000 images, against 0.3 s from the index range).
     """
     project_id = query.project_id
     tag = aliased(ImageTag)
@@ -358,7 +360,7 @@ def _by_tag_index(
             tag.project_id == project_id,
             tag.key == key,
             tag.value == value,
-            visible_to(project_id, by_index=False),
+            visible_to(project_id),
             *query.conditions,
         )
     )
