@@ -32,8 +32,11 @@ def insert_new_image_tags(
     Only the rows: the aggregate is the caller's to adjust (``TagRows.adjust_counts``).
     """
     connection = session.connection()
-    # The value as the database column stores it (SQLite: text in SQLAlchemy's format).
-    to_column = ImageTag.__table__.c.created_at.type.bind_processor(connection.dialect)
+    # The value as the database column stores it (SQLite: text in SQLAlchemy's format, which
+    # only the dialect's own type knows: the generic type has no processor, and the driver's
+    # default adapter writes another text, "+00:00" for ".000000", which sorts otherwise).
+    column_type = ImageTag.__table__.c.created_at.type.dialect_impl(connection.dialect)
+    to_column = column_type.bind_processor(connection.dialect)
     stamp = to_column(created_at) if to_column else created_at
     rows = [
         (image_id, key, value, project_id, stamp)

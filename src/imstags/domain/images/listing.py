@@ -8,8 +8,10 @@ the size of the catalog.
 Tags: ``tag=k=v`` is the IMS tag key ``k`` with value ``v``, ``tag=k`` the key ``k`` with the
 empty value (the native mapping of :mod:`imstags.domain.tags.native`); several ``tag``
 parameters must all match. The aggregate's exact counts pick the plan (see
-:func:`_tag_plan`): a rare tag starts the query from its ``(project_id, key, value)`` index
-entries, common ones are checked by primary key while the images are read in order.
+:func:`_tag_plan`): in creation order (the default) the page is read from the rarest tag's
+``(project_id, key, value, created_at, image_id)`` index range, already in page order; in
+other orders few matches are found from that range and sorted, many are found by reading the
+images in order. Tags other than the one a plan starts from are checked by primary key.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, tuple_
+from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from imstags.domain.images.attributes import COLUMNS
 from imstags.domain.images.records import ImageRecord, is_well_formed_id
@@ -37,6 +39,11 @@ NATIVE_DEFAULT_PAGE_SIZE = 25  # Glance's default
 IMS_DEFAULT_PAGE_SIZE = 500  # querying_images.rst
 # A tag on at most this many of a project's images starts the query from its index entries.
 DRIVING_TAG_LIMIT = 2000
+# Sorted other than by creation time, several tags whose rarest is on at most this many images
+# are intersected first (its index range, the others by primary key): at W's 1M images, two
+# tags of 10,000 images share about 100, and walking the images in order to find 25 of them
+# reads about 250,000.
+INTERSECT_SCAN_LIMIT = 20_000
 SORT_COLUMNS: dict[str, Any] = {
     "name": Image.name,
     "container_format": Image.container_format,
@@ -226,27 +233,14 @@ def _parse_sort(
 
 def run_list_query(session: Session, query: ImageListQuery) -> ImageListPage:
     """One page of the project's images that match; tags come with them in one more query."""
-    ids: list[str] | None = None
-    pairs: list[tuple[str, str]] = []
     if query.tags:
-        plan = _tag_plan(session, query)
-        if plan is None:
+        stmt = _tag_plan(session, query)
+        if stmt is None:
             return ImageListPage([], False, query.limit)
-        ids, pairs = plan
-    if ids is None:
-        stmt = select(Image).where(visible_to(query.project_id), *query.conditions)
     else:
-        # Start from the tagged ids (primary-key lookups), not from the project's index.
-        stmt = select(Image).where(
-            Image.id.in_(ids), visible_to(query.project_id, by_index=False), *query.conditions
-        )
-    for key, value in pairs:
-        tag = aliased(ImageTag)
-        stmt = stmt.join(tag, and_(tag.image_id == Image.id, tag.key == key, tag.value == value))
-    if query.marker is not None:
-        stmt = stmt.where(after_marker(session, query))
-    order = [SORT_COLUMNS[k].asc() if d == "asc" else SORT_COLUMNS[k].desc() for k, d in query.sort]
-    images = list(session.scalars(stmt.order_by(*order).limit(query.limit + 1)))
+        stmt = select(Image).where(visible_to(query.project_id), *query.conditions)
+        stmt = _in_sort_order(session, query, stmt)
+    images = list(session.scalars(stmt))
     has_more = len(images) > query.limit
     images = images[: query.limit]
     tags = tags_of_images(session, [image.id for image in images])
@@ -254,18 +248,31 @@ def run_list_query(session: Session, query: ImageListQuery) -> ImageListPage:
     return ImageListPage(records, has_more, query.limit)
 
 
-def _tag_plan(
-    session: Session, query: ImageListQuery
-) -> tuple[list[str] | None, list[tuple[str, str]]] | None:
-    """How to apply the tag filters: (ids to start from or None, tags to check by key).
+def _in_sort_order(session: Session, query: ImageListQuery, stmt: Select[Any]) -> Select[Any]:
+    """``stmt`` after the marker, in the query's order, cut at ``limit + 1``."""
+    if query.marker is not None:
+        stmt = stmt.where(after_marker(session, query))
+    order = [SORT_COLUMNS[k].asc() if d == "asc" else SORT_COLUMNS[k].desc() for k, d in query.sort]
+    return stmt.order_by(*order).limit(query.limit + 1)
 
-    None when some tag is on no image. The exact per-project counts of the ``tag_counts``
-    aggregate choose the plan. When the rarest tag is on few images, their ids are read from
-    the ``(project_id, key, value)`` index and the query starts from them (a few primary-key
-    lookups, then a small sort). When every tag is common, the images are read in the
-    requested order and each is checked against ``image_tags`` by its primary key, which
-    fills a page after reading about ``limit / share`` images. The other tags are always
-    checked by primary key.
+
+def _tag_plan(session: Session, query: ImageListQuery) -> Select[Any] | None:
+    """The page's statement for a query with tag filters; None when some tag is on no image.
+
+    The exact per-project counts of the ``tag_counts`` aggregate choose the plan; the tags
+    other than the one the plan starts from are always checked by ``image_tags``' primary key
+    ``(image_id, key)``.
+
+    - Sorted by creation time (the default): the rarest tag's range of the
+      ``(project_id, key, value, created_at, image_id)`` index is read in the requested order
+      from the marker on, and stops once the page is full (:func:`_by_tag_index`). The work
+      is at most that tag's images, and ``limit / share`` of them when the other tags are on
+      a share of them: about 2,500 entries for two tags of 10,000 images sharing 100.
+    - Other sorts, few images carry every tag (:func:`_few_matches`): their ids are read from
+      the rarest tag's index range and the query starts from them (a few primary-key lookups,
+      then a small sort).
+    - Other sorts, many images carry every tag: the images are read in the requested order and
+      each is checked by primary key, which fills a page after reading ``limit / share`` images.
     """
     project_id = query.project_id
     pairs = list(dict.fromkeys(query.tags))
@@ -281,15 +288,109 @@ def _tag_plan(
     if any(counts.get(pair, 0) <= 0 for pair in pairs):
         return None
     rarest = min(pairs, key=lambda pair: counts[pair])
-    if counts[rarest] > DRIVING_TAG_LIMIT:
-        return None, pairs
+    others = [pair for pair in pairs if pair != rarest]
+    if _in_creation_order(query):
+        return _by_tag_index(session, query, rarest, others)
+    ids = _few_matches(session, project_id, rarest, others, counts[rarest])
+    if ids is None:
+        stmt = select(Image).where(visible_to(project_id), *query.conditions)
+        return _in_sort_order(session, query, _carrying_all(stmt, Image.id, pairs))
+    # Start from the matching ids (primary-key lookups), not from the project's index.
+    stmt = select(Image).where(
+        Image.id.in_(ids), visible_to(project_id, by_index=False), *query.conditions
+    )
+    return _in_sort_order(session, query, stmt)
+
+
+def _few_matches(
+    session: Session,
+    project_id: str,
+    rarest: tuple[str, str],
+    others: list[tuple[str, str]],
+    count: int,
+) -> list[str] | None:
+    """The ids of the images that carry every tag, if there are at most ``DRIVING_TAG_LIMIT``.
+
+    They are read from the rarest tag's by-tag index range, the other tags checked by primary
+    key, and the read stops at ``DRIVING_TAG_LIMIT + 1`` matches. None when there are more,
+    or when finding out could read more than ``INTERSECT_SCAN_LIMIT`` index entries.
+    """
+    if count > DRIVING_TAG_LIMIT and (not others or count > INTERSECT_SCAN_LIMIT):
+        return None
+    tag = aliased(ImageTag)
     key, value = rarest
-    ids = session.scalars(
-        select(ImageTag.image_id).where(
-            ImageTag.project_id == project_id, ImageTag.key == key, ImageTag.value == value
+    stmt = select(tag.image_id).where(
+        tag.project_id == project_id, tag.key == key, tag.value == value
+    )
+    stmt = _carrying_all(stmt, tag.image_id, others).limit(DRIVING_TAG_LIMIT + 1)
+    ids = list(session.scalars(stmt))
+    return ids if len(ids) <= DRIVING_TAG_LIMIT else None
+
+
+def _in_creation_order(query: ImageListQuery) -> bool:
+    """Whether the order is the by-tag index's: ``created_at`` then ``id``, one direction."""
+    return query.sort in (
+        [("created_at", "desc"), ("id", "desc")],
+        [("created_at", "asc"), ("id", "asc")],
+    )
+
+
+def _by_tag_index(
+    session: Session,
+    query: ImageListQuery,
+    driving: tuple[str, str],
+    others: list[tuple[str, str]],
+) -> Select[Any]:
+    """The page read from ``driving``'s by-tag index range in ``(created_at, id)`` order.
+
+    The index carries each image's ``created_at`` (copied from the image, which never changes
+    it), so the range is already in page order: no sort, and the marker is a bound on the
+    range. The image row is then read by primary key for the other filters. Its project
+    condition stays in the form the planner can estimate: hidden behind ``coalesce``
+    (``visible_to(by_index=False)``), PostgreSQL took it for a few hundred rows and started
+    from a scan of all images (6.6 s at 400,000 images, against 0.3 s from the index range).
+    """
+    project_id = query.project_id
+    tag = aliased(ImageTag)
+    key, value = driving
+    stmt = (
+        select(Image)
+        .select_from(tag)
+        .join(Image, Image.id == tag.image_id)
+        .where(
+            tag.project_id == project_id,
+            tag.key == key,
+            tag.value == value,
+            visible_to(project_id),
+            *query.conditions,
         )
     )
-    return list(ids), [pair for pair in pairs if pair != rarest]
+    stmt = _carrying_all(stmt, tag.image_id, others)
+    position = tuple_(tag.created_at, tag.image_id)
+    descending = query.sort[0][1] == "desc"
+    if query.marker is not None:
+        marker = marker_image(session, query)
+        bound = (marker.created_at, marker.id)
+        stmt = stmt.where(position < bound if descending else position > bound)
+    if descending:
+        order = (tag.created_at.desc(), tag.image_id.desc())
+    else:
+        order = (tag.created_at.asc(), tag.image_id.asc())
+    return stmt.order_by(*order).limit(query.limit + 1)
+
+
+def _carrying_all(
+    stmt: Select[Any], image_id: QueryableAttribute[str], pairs: list[tuple[str, str]]
+) -> Select[Any]:
+    """``stmt`` kept to the images that carry every (key, value) of ``pairs``, each checked by
+    ``image_tags``' primary key. ``EXISTS`` rather than a join, so that the planner keeps the
+    statement's own starting point instead of starting from one of these tags."""
+    for key, value in pairs:
+        tag = aliased(ImageTag)
+        stmt = stmt.where(
+            exists().where(tag.image_id == image_id, tag.key == key, tag.value == value)
+        )
+    return stmt
 
 
 def after_marker(session: Session, query: ImageListQuery) -> ColumnElement[bool]:
@@ -298,13 +399,7 @@ def after_marker(session: Session, query: ImageListQuery) -> ColumnElement[bool]
     A marker that is not one of the project's images is a 400, as in Glance; a marker with
     nothing after it simply gives an empty page.
     """
-    marker = None
-    if query.marker is not None and is_well_formed_id(query.marker):
-        marker = session.scalar(
-            select(Image).where(Image.id == query.marker, visible_to(query.project_id))
-        )
-    if marker is None:
-        raise BadRequest(f"The marker image {query.marker} could not be found.")
+    marker = marker_image(session, query)
     alternatives = []
     equal_so_far: list[ColumnElement[bool]] = []
     for key, direction in query.sort:
@@ -314,3 +409,15 @@ def after_marker(session: Session, query: ImageListQuery) -> ColumnElement[bool]
         alternatives.append(and_(*equal_so_far, beyond))
         equal_so_far.append(column == value)
     return or_(*alternatives)
+
+
+def marker_image(session: Session, query: ImageListQuery) -> Image:
+    """The query's marker image; one that is not one of the project's images is a 400."""
+    marker = None
+    if query.marker is not None and is_well_formed_id(query.marker):
+        marker = session.scalar(
+            select(Image).where(Image.id == query.marker, visible_to(query.project_id))
+        )
+    if marker is None:
+        raise BadRequest(f"The marker image {query.marker} could not be found.")
+    return marker
