@@ -39,6 +39,8 @@ class SignedRequest:
     raw_query: str  # as sent, without the leading "?"
     headers: Mapping[str, str]  # lower-case names
     body: bytes
+    # The body's hash as signed, for a body checked later as it streams (image data uploads).
+    payload_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,9 @@ def canonical_request(request: SignedRequest, signed_headers: Sequence[str]) -> 
         if value is None:
             raise Unauthorized(f"The signed header '{name}' is missing from the request.")
         lines.append(f"{name}:{value.strip()}")
-    if not request.body:
+    if request.payload_hash is not None:
+        payload_hash = request.payload_hash
+    elif not request.body:
         payload_hash = EMPTY_BODY_SHA256
     else:
         payload_hash = (

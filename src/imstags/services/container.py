@@ -13,11 +13,13 @@ from imstags.domain.throttle import Limit, LoginThrottle
 from imstags.services.auth import Authenticator
 from imstags.services.health import HealthService
 from imstags.services.identity import IdentityService
+from imstags.services.image_data import ImageDataService
 from imstags.services.images import ImageService
 from imstags.services.tags import TagService
 from imstags.services.writes import WriteRunner
 from imstags.settings import Settings
 from imstags.storage.database import Database
+from imstags.storage.image_store import DirectoryStore
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Services:
     tags: TagService
     writes: WriteRunner
     images: ImageService
+    image_data: ImageDataService
     identity: IdentityService
     health: HealthService
 
@@ -44,6 +47,8 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     database = db or Database(settings.resolved_database_url)
     writes = WriteRunner(database, threads=settings.write_threads)
+    store = DirectoryStore(settings.resolved_image_store_dir)
+    store.prepare()
     window = settings.login_failure_window_seconds
     identity = IdentityService(
         database,
@@ -69,7 +74,10 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         ),
         tags=TagService(database, writes),
         writes=writes,
-        images=ImageService(database, writes),
+        images=ImageService(database, writes, store),
+        image_data=ImageDataService(
+            database, writes, store, max_image_bytes=settings.max_image_bytes
+        ),
         identity=identity,
         health=HealthService(database),
     )
