@@ -29,6 +29,7 @@ from imstags.domain.images.records import parse_create_body
 from imstags.errors import BadRequest, EmptyBody, NotSupported
 
 router = APIRouter(tags=["Images (native OpenStack)"])
+_BINARY = {"type": "string", "format": "binary"}
 
 PATCH_MEDIA_TYPES = (
     "application/openstack-images-v2.1-json-patch",
@@ -183,9 +184,7 @@ async def delete_image(image_id: str, principal: Authenticated, images: ImagesDe
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
+            "content": {"application/octet-stream": {"schema": _BINARY}},
         }
     },
 )
@@ -226,9 +225,15 @@ def _declared_length(request: Request) -> int | None:
     summary="Downloading Image Data",
     response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The image data"},
+        200: {
+            "content": {"application/octet-stream": {"schema": _BINARY}},
+            "description": "The image data",
+        },
         204: {"description": "The image has no data"},
-        206: {"description": "The requested range of the data"},
+        206: {
+            "content": {"application/octet-stream": {"schema": _BINARY}},
+            "description": "The requested range of the data",
+        },
     },
 )
 async def download_image_data(
