@@ -479,3 +479,22 @@ def test_crash_mid_upload_leaves_the_image_queued_and_reclaims_the_space(
         assert not [name for name in partial_files(settings) if name.startswith(image_id)]
         assert retried.status_code == 204
         assert client.get(f"/v2/images/{image_id}/file").content == b"after the crash"
+
+
+def test_upload_when_the_store_fails_is_503_and_leaves_the_image_queued(
+    settings, user, tmp_path, monkeypatch
+):
+    store = tmp_path / "store"
+    monkeypatch.setenv("IMSTAGS_IMAGE_STORE_DIR", str(store))
+    with (
+        start_server(settings, tmp_path / "server.log") as running,
+        token_client(running, user) as client,
+    ):
+        image_id = new_image(client)
+        (store / "partial").rmdir()
+        (store / "partial").write_bytes(b"")  # now the store cannot write
+
+        response = upload(client, image_id)
+
+        assert_error(response, 503, "IMG.0061")
+        assert client.get(f"/v2/images/{image_id}").json()["status"] == "queued"

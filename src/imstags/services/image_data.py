@@ -9,6 +9,8 @@ transaction: no transaction stays open while data flows.
 
 from __future__ import annotations
 
+import errno
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -22,6 +24,7 @@ from imstags.errors import (
     BadRequest,
     ImageFileTooLarge,
     ImageNotFound,
+    ImsError,
     ServiceUnavailable,
 )
 from imstags.services.threads import run_blocking
@@ -29,7 +32,9 @@ from imstags.services.writes import WriteRunner
 from imstags.storage.database import Database
 from imstags.storage.image_store import ImageStore, PartialUpload
 
+log = logging.getLogger(__name__)
 WRITE_CHUNK_BYTES = 1024 * 1024
+RECLAIM_SECONDS = 10.0
 READ_CHUNK_BYTES = 1024 * 1024
 
 
@@ -56,7 +61,19 @@ class ImageDataService:
 
     async def reclaim_interrupted(self) -> list[str]:
         """At start-up: delete partial data nobody writes any more, and put each image whose
-        upload died (left ``saving``) back to ``queued`` without data. Returns those ids."""
+        upload died (left ``saving``) back to ``queued`` without data. Returns those ids.
+
+        Never fatal and bounded in time: a database that is down or slow at start-up must not
+        keep the process from serving (the next start, or a new upload of the image, which
+        takes over a dead upload, finishes the job)."""
+        with anyio.move_on_after(RECLAIM_SECONDS):
+            try:
+                return await self._reclaim()
+            except Exception:
+                log.warning("could not reclaim interrupted uploads at start-up", exc_info=True)
+        return []
+
+    async def _reclaim(self) -> list[str]:
         await run_blocking(self._store.reclaim)
         requeued: list[str] = await self._writes.run(
             self._db.write,
@@ -103,9 +120,11 @@ class ImageDataService:
                 self._db.write,
                 lambda s: lifecycle.finish_upload_tx(s, project_id, image_id, digest),
             )
-        except BaseException:
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self._clean_up(project_id, image_id, partial, stored=stored)
+            if isinstance(exc, OSError):
+                raise _store_error(exc) from exc
             raise
 
     async def _receive(
@@ -191,6 +210,15 @@ async def _read(handle: BinaryIO, start: int, length: int) -> AsyncIterator[byte
             yield chunk
     finally:
         handle.close()
+
+
+def _store_error(exc: OSError) -> ImsError:
+    """A full store is the client's 413, as Glance answers it; any other failure of the store
+    a 503 that a retry (after the operator's fix) may cure."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ImageFileTooLarge("The image store is full.")
+    log.warning("the image store failed", exc_info=exc)
+    return ServiceUnavailable("The image store could not store the data.")
 
 
 def _check_id(image_id: str) -> None:
