@@ -15,6 +15,8 @@ import glanceclient
 import httpx
 import pytest
 
+from imstags.domain.images.data_range import parse_byte_range
+from imstags.errors import RangeNotSatisfiable
 from imstags.settings import Settings
 from tests.support.http import assert_error, signed_request
 from tests.support.openstack import (
@@ -120,6 +122,30 @@ def test_download_range_past_the_end_is_416_and_a_malformed_one_is_ignored(api):
     assert_error(past, 416, "IMG.0001")
     assert past.headers["content-range"] == f"bytes */{len(DATA)}"
     assert (malformed.status_code, malformed.content) == (200, DATA)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-0", (0, 1)),
+        ("bytes=5-", (5, 10)),
+        ("bytes=2-100", (2, 10)),
+        ("bytes=-3", (7, 10)),
+        ("bytes=-100", (0, 10)),
+        ("bytes=4-2", None),  # last before first: ignored
+        ("bytes=1-2,4-5", None),  # several ranges: ignored
+        ("items=1-2", None),
+    ],
+)
+def test_parse_byte_range_reads_one_range_as_glance_does(header, expected):
+    assert parse_byte_range(header, 10) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=10-", "bytes=-0", "bytes=12-20"])
+def test_parse_byte_range_past_the_end_is_not_satisfiable(header):
+    with pytest.raises(RangeNotSatisfiable):
+        parse_byte_range(header, 10)
 
 
 def test_download_of_an_image_without_data_is_204(api):
