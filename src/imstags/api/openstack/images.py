@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect
 from imstags.api.deps import ImageDataDep, ImagesDep
 from imstags.api.openstack.documents import ImageDocument, render_image
 from imstags.api.openstack.schemas import image_schema
-from imstags.api.responses import JsonResponse, no_content
+from imstags.api.responses import ERROR_RESPONSES, JsonResponse, no_content
 from imstags.api.security import Authenticated, StreamedBodyAuthenticated
 from imstags.domain.images.listing import NATIVE_DEFAULT_PAGE_SIZE
 from imstags.domain.images.patch import OPS, parse_operations
@@ -181,6 +181,7 @@ async def delete_image(image_id: str, principal: Authenticated, images: ImagesDe
     status_code=204,
     summary="Uploading an Image",
     response_class=Response,
+    responses={409: ERROR_RESPONSES[409]},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -234,6 +235,7 @@ def _declared_length(request: Request) -> int | None:
             "content": {"application/octet-stream": {"schema": _BINARY}},
             "description": "The requested range of the data",
         },
+        416: ERROR_RESPONSES[416],
     },
 )
 async def download_image_data(
