@@ -31,7 +31,6 @@ from huaweicloudsdkims.v2 import (
 from imstags.domain.images.attributes import split_create_body
 from imstags.domain.images.records import create_image_tx
 from tests.support.clients import ims_client
-from tests.support.http import assert_error, signed_request
 
 # The SDK marks its Glance methods deprecated; calling them is the point of these tests.
 glance = pytest.mark.filterwarnings("ignore:Method 'glance_:DeprecationWarning")
@@ -315,18 +314,3 @@ def test_list_versions_and_show_version(client):
     ]  # fmt: skip
     assert listed.versions[0].links[0].href.endswith("/v2/")
     assert [v.id for v in shown.versions] == ["v2.0"]
-
-
-def test_upload_image_data_is_not_supported(server, credential, db, project_id):
-    image_id = make_image(db, project_id, "no-data")
-
-    response = signed_request(
-        server.base_url,
-        credential,
-        "PUT",
-        f"/v2/images/{image_id}/file",
-        body=b"\0" * 16,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-
-    assert "not supported" in assert_error(response, 400, "IMG.0105")

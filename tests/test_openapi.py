@@ -56,10 +56,15 @@ def is_trivial(document: dict[str, Any], schema: dict[str, Any] | None) -> bool:
 
 
 def json_schema(content: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON schema of a body; for binary data (image files), its binary string schema."""
     content = content or {}
     for media, entry in content.items():
         if media == "application/json" or media.endswith("+json"):
             return entry.get("schema")
+        if media == "application/octet-stream" and entry.get("schema", {}).get("format") == (
+            "binary"
+        ):
+            return {"type": "object", "properties": {"binary": entry["schema"]}}
     return None
 
 

@@ -78,6 +78,22 @@ class AttributeConflict(ImsError):
     message = "An attribute conflict occurred during the modification."
 
 
+class ImageStatusConflict(AttributeConflict):
+    """The image's status forbids the change (a second upload to an active image): 409, as
+    the upload page and Glance answer it."""
+
+    status = 409
+    message = "The image's status does not allow this operation."
+
+
+class ImageUnavailable(ImsError):
+    """A deactivated image's data: Glance forbids its download (403)."""
+
+    status = 403
+    code = "IMG.0046"
+    message = "The image is unavailable."
+
+
 class InvalidDescription(ImsError):
     code = "IMG.0054"
     message = "The image description format is invalid."
@@ -179,6 +195,25 @@ class TagNotFound(InvalidTag):
 class BodyTooLarge(BadRequest):
     status = 413
     message = "The request body is too large."
+
+
+class ImageFileTooLarge(ImsError):
+    """Image data beyond ``max_image_bytes``: refused (413) as soon as it passes the limit."""
+
+    status = 413
+    code = "IMG.0059"
+    message = "The size of the image file exceeds the maximum allowed."
+
+
+class RangeNotSatisfiable(BadRequest):
+    """A download's ``Range`` starts past the end of the data: 416, with the data's size."""
+
+    status = 416
+    message = "The requested range is not satisfiable."
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"The requested range is not satisfiable: the data has {size} bytes.")
+        self.headers = {"Content-Range": f"bytes */{size}"}
 
 
 class TooManyRequests(ImsError):

@@ -168,6 +168,17 @@ class Settings(BaseSettings):
     faults_file: Path | None = Field(
         default=None, description="JSON or YAML file of fault injection rules loaded at start."
     )
+    image_store_dir: Path | None = Field(
+        default=None,
+        description="Directory that holds uploaded image data (default: images/ in data_dir). "
+        "Several hosts on one PostgreSQL share it on a mount that all of them see.",
+    )
+    max_image_bytes: int = Field(
+        default=128 * 1024**3,
+        ge=0,
+        description="Largest image data one upload may store (the reference: under 128 GB); "
+        "an upload is refused (413) as soon as it passes this.",
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -179,6 +190,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'imstags.db'}"
+
+    @property
+    def resolved_image_store_dir(self) -> Path:
+        return self.image_store_dir or self.data_dir / "images"
 
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)

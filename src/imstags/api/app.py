@@ -30,6 +30,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Uploads cut off by a crash: their partial data goes, their images back to queued.
+        await services.image_data.reclaim_interrupted()
         yield
         services.close()
         await services.db.close_async()

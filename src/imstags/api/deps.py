@@ -14,6 +14,7 @@ from imstags.api.links import public_base_url
 from imstags.services.faults import FaultBook
 from imstags.services.health import HealthService
 from imstags.services.identity import IdentityService
+from imstags.services.image_data import ImageDataService
 from imstags.services.images import ImageService
 from imstags.services.state import StateService
 from imstags.services.tags import TagService
@@ -27,6 +28,11 @@ async def tag_service(request: Request) -> TagService:
 
 async def image_service(request: Request) -> ImageService:
     service: ImageService = request.app.state.services.images
+    return service
+
+
+async def image_data_service(request: Request) -> ImageDataService:
+    service: ImageDataService = request.app.state.services.image_data
     return service
 
 
@@ -65,6 +71,7 @@ async def base_url(request: Request, settings: SettingsDep) -> str:
 
 TagsDep = Annotated[TagService, Depends(tag_service)]
 ImagesDep = Annotated[ImageService, Depends(image_service)]
+ImageDataDep = Annotated[ImageDataService, Depends(image_data_service)]
 IdentityDep = Annotated[IdentityService, Depends(identity_service)]
 HealthDep = Annotated[HealthService, Depends(health_service)]
 BaseUrlDep = Annotated[str, Depends(base_url)]

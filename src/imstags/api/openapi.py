@@ -20,7 +20,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from imstags.api.responses import ERROR_DESCRIPTIONS, ErrorBody
-from imstags.api.security import AUTHENTICATES_IN_HANDLER, authenticated
+from imstags.api.security import (
+    AUTHENTICATES_IN_HANDLER,
+    authenticated,
+    authenticated_streamed_body,
+)
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 _UNUSED_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -52,7 +56,10 @@ def requires_credentials(route: Any) -> bool:
     endpoint = getattr(getattr(route, "original_route", route), "endpoint", None)
     if getattr(endpoint, AUTHENTICATES_IN_HANDLER, False):
         return True
-    return any(call is authenticated for call in _calls(route.dependant))
+    return any(
+        call is authenticated or call is authenticated_streamed_body
+        for call in _calls(route.dependant)
+    )
 
 
 def api_routes(app: FastAPI) -> list[Any]:

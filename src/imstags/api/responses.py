@@ -51,6 +51,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict with the resource's current state",
     413: "Request body too large",
     414: "Path or query string too long",
+    416: "The requested range starts past the end of the data",
     429: "Too many failed attempts; wait the Retry-After seconds",
     431: "Request headers too large",
     500: "Unexpected server error (logged under the request id)",

@@ -7,13 +7,14 @@ which also refuses a request whose path names another project than its credentia
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.types import Scope
 
 from imstags.errors import Forbidden
-from imstags.services.auth import Principal, header_value
+from imstags.services.auth import BodyCheck, Principal, header_value
 
 
 def raw_header(scope: Scope, name: bytes) -> str | None:
@@ -34,6 +35,28 @@ async def authenticated(request: Request) -> Principal:
         request,  # its body() is awaited only for a signed request that declares a body
     )
     return principal
+
+
+@dataclass(frozen=True)
+class StreamedBodyPrincipal:
+    """The caller of a request whose body streams past (an image data upload), and the
+    check an AK/SK signature puts on that body's SHA-256 (None for a token)."""
+
+    principal: Principal
+    body_check: BodyCheck | None
+
+
+async def authenticated_streamed_body(request: Request) -> StreamedBodyPrincipal:
+    """Like :func:`authenticated`, without reading the body first."""
+    scope = request.scope
+    authenticator = request.app.state.services.authenticator
+    principal, body_check = await authenticator.authenticate_streamed_body(
+        scope["method"],
+        scope.get("raw_path") or scope["path"],
+        scope.get("query_string", b""),
+        scope["headers"],
+    )
+    return StreamedBodyPrincipal(principal, body_check)
 
 
 async def project_scope(
@@ -59,3 +82,4 @@ async def project_principal(request: Request, project_id: str) -> Principal:
 
 Authenticated = Annotated[Principal, Depends(authenticated)]
 ProjectScoped = Annotated[Principal, Depends(project_scope)]
+StreamedBodyAuthenticated = Annotated[StreamedBodyPrincipal, Depends(authenticated_streamed_body)]

@@ -43,6 +43,8 @@ class SignedRequest:
     raw_query: str  # as sent, without the leading "?"
     headers: Mapping[str, str]  # lower-case names
     body: bytes
+    # The body's hash as signed, for a body checked later as it streams (image data uploads).
+    payload_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,9 +168,14 @@ def canonical_request(
         if value is None:
             raise Unauthorized(f"The signed header '{name}' is missing from the request.")
         lines.append(f"{name}:{value.strip()}")
-    payload_hash = payload_sha256(
-        request, signed_headers, allow_unsigned_payload=allow_unsigned_payload
-    )
+    if request.payload_hash is not None:
+        # A body hashed as it streams (image data uploads): the hash of the bytes received, or
+        # the declared one those bytes are checked against before anything is kept.
+        payload_hash = request.payload_hash
+    else:
+        payload_hash = payload_sha256(
+            request, signed_headers, allow_unsigned_payload=allow_unsigned_payload
+        )
     return "\n".join(
         [
             request.method.upper(),

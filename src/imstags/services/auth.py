@@ -8,7 +8,9 @@ live here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -33,6 +35,7 @@ class BodySource(Protocol):
 
 
 BlockingRunner = Callable[..., Awaitable[Any]]
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 VERIFIED_MEMO_SIZE = 4096
 
 
@@ -70,6 +73,25 @@ class _Missing:
 
 
 MISSING = _Missing()
+
+
+class _NoBody:
+    async def body(self) -> bytes:
+        return b""
+
+
+_NO_BODY = _NoBody()
+BodyCheck = Callable[[str], None]
+"""Called with the SHA-256 (hex) of a streamed body; raises :class:`Unauthorized` if the
+request's signature does not cover that body."""
+
+
+def _expect_hash(expected: str) -> BodyCheck:
+    def check(payload_hash: str) -> None:
+        if payload_hash != expected:
+            raise Unauthorized("The uploaded data does not match the signed body hash.")
+
+    return check
 
 
 class Authenticator:
@@ -285,6 +307,67 @@ class Authenticator:
         if len(text) > self._memo_max_head:
             return None
         return hashlib.blake2b(text, digest_size=16).digest()
+
+    async def authenticate_streamed_body(
+        self, method: str, raw_path: bytes | str, raw_query: bytes, headers: HeaderList
+    ) -> tuple[Principal, BodyCheck | None]:
+        """The principal of a request whose body is too large to read before answering (an
+        image data upload), and for an AK/SK signature the check its body must pass: the
+        caller hashes the body (SHA-256) as it streams and calls the check with that hash
+        before it keeps anything.
+
+        The signature's date and key are checked now. A declared hex ``X-Sdk-Content-Sha256``
+        is what the signature covers, so the signature is verified now and the body must
+        hash to it; without one, the signature covers the body's own hash, and is verified
+        when that is known. ``UNSIGNED-PAYLOAD`` (which the SDK's signer sends for any
+        non-JSON body) is refused for a non-empty body: the signature would not bind the
+        data, and anyone holding a captured request could replace it. A token binds no body
+        and gives no check.
+        """
+        authorization = header_value(headers, b"authorization")
+        if not signing.is_sdk_signature(authorization):
+            return await self.authenticate(method, raw_path, raw_query, headers, _NO_BODY), None
+        named = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
+        declared = named.get("x-sdk-content-sha256")
+        empty = named.get("content-length") == "0"
+        if declared is not None and not empty and not _SHA256_HEX.fullmatch(declared.lower()):
+            raise Unauthorized(
+                "An AK/SK-signed upload must sign its data: UNSIGNED-PAYLOAD is refused "
+                "(sign the body's SHA-256, or use a token)."
+            )
+        signed = signing.SignedRequest(
+            method=method,
+            raw_path=(
+                raw_path.decode("latin-1").split("?", 1)[0]
+                if isinstance(raw_path, bytes)
+                else raw_path
+            ),
+            raw_query=raw_query.decode("latin-1"),
+            headers=named,
+            body=b"",
+        )
+        header = signing.parse_authorization(named.get("authorization", ""))
+        signing.check_date(signed, header, window_seconds=self._window)
+        found = self._cached_secret(header.access)
+        if isinstance(found, _Missing):
+            found = await self._run_blocking(self._lookup_secret, header.access)
+        if found is None:
+            raise Unauthorized("The access key is unknown.")
+        known = found
+        project_id = known[0]
+        principal = self._principal(named, project_id)
+
+        def verify_with(payload_hash: str) -> None:
+            with_hash = dataclasses.replace(
+                signed,
+                payload_hash=signing.EMPTY_BODY_SHA256 if empty else payload_hash,
+            )
+            signing.verify(with_hash, lambda _access: known, window_seconds=self._window)
+
+        if declared is not None and not empty:
+            verify_with(declared.lower())
+            return principal, _expect_hash(declared.lower())
+        return principal, verify_with
 
     @staticmethod
     def _principal(headers: dict[str, str], project_id: str) -> Principal:

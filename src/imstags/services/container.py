@@ -14,6 +14,7 @@ from imstags.services.auth import Authenticator
 from imstags.services.faults import FaultBook, load_rules
 from imstags.services.health import HealthService
 from imstags.services.identity import IdentityService, PasswordChecks
+from imstags.services.image_data import ImageDataService
 from imstags.services.images import ImageService
 from imstags.services.metrics import instrument_database
 from imstags.services.state import StateService
@@ -21,6 +22,7 @@ from imstags.services.tags import TagService
 from imstags.services.writes import WriteRunner
 from imstags.settings import Settings
 from imstags.storage.database import Database
+from imstags.storage.image_store import DirectoryStore
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Services:
     tags: TagService
     writes: WriteRunner
     images: ImageService
+    image_data: ImageDataService
     identity: IdentityService
     health: HealthService
     state: StateService
@@ -58,6 +61,8 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     writes = WriteRunner(
         database, threads=settings.write_threads, deadline=settings.database_deadline_seconds
     )
+    store = DirectoryStore(settings.resolved_image_store_dir)
+    store.prepare()
     window = settings.login_failure_window_seconds
     identity = IdentityService(
         database,
@@ -92,7 +97,10 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         ),
         tags=TagService(database, writes),
         writes=writes,
-        images=ImageService(database, writes),
+        images=ImageService(database, writes, store),
+        image_data=ImageDataService(
+            database, writes, store, max_image_bytes=settings.max_image_bytes
+        ),
         identity=identity,
         health=HealthService(database, timeout=settings.readiness_timeout_seconds),
         state=StateService(database, box, writes),

@@ -13,12 +13,14 @@ from imstags.errors import ImageNotFound
 from imstags.services.threads import run_blocking
 from imstags.services.writes import WriteRunner
 from imstags.storage.database import Database
+from imstags.storage.image_store import ImageStore
 
 
 class ImageService:
-    def __init__(self, db: Database, writes: WriteRunner) -> None:
+    def __init__(self, db: Database, writes: WriteRunner, store: ImageStore) -> None:
         self._db = db
         self._writes = writes
+        self._store = store
 
     async def create_image(self, project_id: str, new: records.NewImage) -> records.ImageRecord:
         columns, properties = new.fields.columns, new.fields.properties
@@ -67,10 +69,13 @@ class ImageService:
         return record
 
     async def delete_image(self, project_id: str, image_id: str) -> None:
+        """Delete the image, then its data (a protected image is refused first and keeps
+        both). An upload still running finds the image gone and drops what it stored."""
         _check_id(image_id)
         await self._writes.run(
             self._db.write, lambda session: records.delete_image_tx(session, project_id, image_id)
         )
+        await run_blocking(self._store.delete, image_id)
 
 
 def _check_id(image_id: str) -> None:

@@ -57,6 +57,9 @@ class Image(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     virtual_size: Mapped[int | None] = mapped_column(BigInteger)
     checksum: Mapped[str | None] = mapped_column(String(64))
+    # The data's multihash (Glance's os_hash_algo / os_hash_value): sha512 of what was stored.
+    os_hash_algo: Mapped[str | None] = mapped_column(String(64))
+    os_hash_value: Mapped[str | None] = mapped_column(String(128))
     # IMS attributes that queries filter on get columns of their own.
     image_type: Mapped[str] = mapped_column(String(16), default="private")  # __imagetype
     os_type: Mapped[str | None] = mapped_column(String(16))  # __os_type

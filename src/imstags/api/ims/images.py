@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from imstags.api.deps import ImagesDep
 from imstags.api.openstack.documents import ImageDocument, render_image
-from imstags.api.responses import JsonResponse
+from imstags.api.responses import ERROR_RESPONSES, JsonResponse
 from imstags.api.security import Authenticated
 from imstags.domain.images.listing import IMS_DEFAULT_PAGE_SIZE
 from imstags.domain.images.patch import parse_operations
@@ -60,7 +60,10 @@ async def list_cloud_images(
     "/v2/cloudimages/{image_id}",
     summary="Updating an Image",
     response_model=None,
-    responses={200: {"model": ImageDocument, "description": "The image after the update"}},
+    responses={
+        200: {"model": ImageDocument, "description": "The image after the update"},
+        409: ERROR_RESPONSES[409],
+    },
 )
 async def update_cloud_image(
     image_id: str,
@@ -71,8 +74,9 @@ async def update_cloud_image(
     """Changes ``name`` (1-128 characters of letters, digits, ``-._`` and spaces),
     ``min_ram`` and additional attributes (``__description``, ``__support_*``,
     ``hw_firmware_type``, ``max_ram``, extension attributes in lower case...). Departure: the
-    reference updates only ``active`` images; imstags images never leave ``queued`` (no data is
-    uploaded), so queued images can be updated too."""
+    reference updates only ``active`` images; imstags updates ``queued`` ones too (an image
+    waits there for its data, and tools set its attributes before the upload); any other
+    status (``saving``, ``deactivated``) is 409."""
     operations = parse_operations([item.model_dump(exclude_unset=True) for item in body])
     record = await images.patch_image(principal.project_id, image_id, operations, "ims")
     return JsonResponse(render_image(record))

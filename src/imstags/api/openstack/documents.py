@@ -32,6 +32,8 @@ class ImageDocument(BaseModel):
     size: int | None
     virtual_size: int | None
     checksum: str | None
+    os_hash_algo: str | None
+    os_hash_value: str | None
     owner: str
     tags: list[str]
     created_at: str
@@ -61,6 +63,8 @@ def render_image(record: ImageRecord) -> dict[str, Any]:
             "size": image.size,
             "virtual_size": image.virtual_size,
             "checksum": image.checksum,
+            "os_hash_algo": image.os_hash_algo,
+            "os_hash_value": image.os_hash_value,
             "owner": image.project_id,
             "tags": sorted(format_native_tag(k, v) for k, v in record.tags.items()),
             "created_at": iso_time(image.created_at),

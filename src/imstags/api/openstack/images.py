@@ -1,30 +1,35 @@
 """Native OpenStack images: ``/v2/images`` and ``/v2/images/{image_id}``.
 
 Reference chapter: native_openstack_apis/image_native_openstack_apis. imstags keeps image
-metadata only: an image is created ``queued`` and stays so; the data routes (upload, download,
-stage, import) answer 400 ``IMG.0105``, and so do the sharing (members) routes.
+metadata and data: an image is created ``queued`` and becomes ``active`` once its data is
+uploaded (the data routes are further down). Staging and import answer 400 ``IMG.0105``, and
+so do the sharing (members) routes.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Body, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
-from imstags.api.deps import ImagesDep
+from imstags.api.deps import ImageDataDep, ImagesDep
 from imstags.api.openstack.documents import ImageDocument, render_image
 from imstags.api.openstack.schemas import image_schema
-from imstags.api.responses import JsonResponse, no_content
-from imstags.api.security import Authenticated
+from imstags.api.responses import ERROR_RESPONSES, JsonResponse, no_content
+from imstags.api.security import Authenticated, StreamedBodyAuthenticated
 from imstags.domain.images.listing import NATIVE_DEFAULT_PAGE_SIZE
 from imstags.domain.images.patch import OPS, parse_operations
 from imstags.domain.images.records import parse_create_body
 from imstags.errors import BadRequest, EmptyBody, NotSupported
 
 router = APIRouter(tags=["Images (native OpenStack)"])
+_BINARY = {"type": "string", "format": "binary"}
 
 PATCH_MEDIA_TYPES = (
     "application/openstack-images-v2.1-json-patch",
@@ -174,19 +179,116 @@ async def delete_image(image_id: str, principal: Authenticated, images: ImagesDe
 @router.put(
     "/v2/images/{image_id}/file",
     status_code=204,
-    summary="Uploading an Image (empty data only)",
+    summary="Uploading an Image",
     response_class=Response,
+    responses={409: ERROR_RESPONSES[409]},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": _BINARY}},
+        }
+    },
 )
 async def upload_image_data(
-    image_id: str, request: Request, principal: Authenticated, images: ImagesDep
+    image_id: str, request: Request, caller: StreamedBodyAuthenticated, images: ImageDataDep
 ) -> Response:
-    """Departure: imstags keeps metadata only, so any data is 400 ``IMG.0105``. An empty
-    upload is accepted and changes nothing (the image stays ``queued``): it is what
-    ``openstack image create`` sends from a non-interactive shell with nothing on stdin."""
-    async for chunk in request.stream():
-        if chunk:
-            raise NotSupported("The operation is not supported: imstags keeps image metadata only.")
-    await images.get_image(principal.project_id, image_id)  # 404 for an image it cannot see
+    """The data streams to the image store; the image goes ``queued`` -> ``saving`` ->
+    ``active`` with ``size``, ``checksum`` (MD5) and ``os_hash_value`` (sha512). A second
+    upload is 409; data beyond ``max_image_bytes`` 413. Departure: an empty upload leaves a
+    queued image queued (``openstack image create`` from a shell with nothing on stdin sends
+    one). AK/SK: the signature must cover the data's SHA-256, checked as the data streams and
+    before the image turns ``active`` (``UNSIGNED-PAYLOAD`` is refused: 401)."""
+    await images.upload(
+        caller.principal.project_id,
+        image_id,
+        _body_chunks(request),
+        declared_length=_declared_length(request),
+        body_check=caller.body_check,
+    )
+    return no_content()
+
+
+async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect as exc:
+        raise BadRequest("The upload was cut off before all its data arrived.") from exc
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+@router.get(
+    "/v2/images/{image_id}/file",
+    summary="Downloading Image Data",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {"schema": _BINARY}},
+            "description": "The image data",
+        },
+        204: {"description": "The image has no data"},
+        206: {
+            "content": {"application/octet-stream": {"schema": _BINARY}},
+            "description": "The requested range of the data",
+        },
+        416: ERROR_RESPONSES[416],
+    },
+)
+async def download_image_data(
+    image_id: str, request: Request, principal: Authenticated, images: ImageDataDep
+) -> Response:
+    """Glance's download: 204 for an image without data, 403 for a deactivated one, one
+    ``Range`` of bytes served as 206 with ``Content-Range``. ``Content-MD5`` carries the
+    data's MD5 in hex as Glance sends it, on full downloads only (a part has another MD5)."""
+    download = await images.download(principal.project_id, image_id, request.headers.get("range"))
+    if download is None:
+        return no_content()
+    headers = {"Content-Length": str(download.length)}
+    status = 200
+    if download.partial:
+        status = 206
+        last = download.start + download.length - 1
+        headers["Content-Range"] = f"bytes {download.start}-{last}/{download.size}"
+    elif download.checksum:
+        headers["Content-MD5"] = download.checksum
+    return StreamingResponse(
+        download.chunks,
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
+    )
+
+
+@router.post(
+    "/v2/images/{image_id}/actions/deactivate",
+    status_code=204,
+    summary="Deactivating an Image",
+    response_class=Response,
+)
+async def deactivate_image(
+    image_id: str, principal: Authenticated, images: ImageDataDep
+) -> Response:
+    """``active`` -> ``deactivated`` (its data can no longer be downloaded); Glance's action,
+    which the reference does not list."""
+    await images.deactivate(principal.project_id, image_id)
+    return no_content()
+
+
+@router.post(
+    "/v2/images/{image_id}/actions/reactivate",
+    status_code=204,
+    summary="Reactivating an Image",
+    response_class=Response,
+)
+async def reactivate_image(
+    image_id: str, principal: Authenticated, images: ImageDataDep
+) -> Response:
+    """``deactivated`` -> ``active``; Glance's action, which the reference does not list."""
+    await images.reactivate(principal.project_id, image_id)
     return no_content()
 
 
@@ -201,10 +303,9 @@ def _not_supported(what: str, *, member: bool) -> Any:
     return member_handler if member else handler
 
 
-_DATA = "imstags keeps image metadata only, no data"
+_DATA = "images take their data through PUT /v2/images/{image_id}/file"
 _SHARING = "image sharing is out of scope"
 for _method, _path, _what in (
-    ("GET", "/v2/images/{image_id}/file", _DATA),
     ("PUT", "/v2/images/{image_id}/stage", _DATA),
     ("POST", "/v2/images/{image_id}/import", _DATA),
     ("GET", "/v2/images/{image_id}/members", _SHARING),

@@ -64,7 +64,15 @@ def image_schema() -> dict[str, Any]:
             "status": {
                 "type": string,
                 "readOnly": True,
-                "enum": ["queued", "saving", "active", "killed", "deleted", "pending_delete"],
+                "enum": [
+                    "queued",
+                    "saving",
+                    "active",
+                    "killed",
+                    "deleted",
+                    "pending_delete",
+                    "deactivated",
+                ],  # fmt: skip
                 "description": "Status of the image (READ-ONLY)",
             },
             "visibility": {"type": string, "enum": list(attributes.VISIBILITIES)},
@@ -85,6 +93,8 @@ def image_schema() -> dict[str, Any]:
             "size": _read_only(["null", "integer"], "Size of the image data in bytes"),
             "virtual_size": _read_only(["null", "integer"], "Virtual size in bytes"),
             "checksum": _read_only(["null", string], "MD5 of the image data"),
+            "os_hash_algo": _read_only(["null", string], "Algorithm of os_hash_value"),
+            "os_hash_value": _read_only(["null", string], "Hash of the image data"),
             "created_at": _read_only(string, "Creation time"),
             "updated_at": _read_only(string, "Last modification time"),
             "self": _read_only(string, "URL of the image"),

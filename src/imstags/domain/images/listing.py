@@ -50,7 +50,7 @@ SORT_COLUMNS: dict[str, Any] = {
     "disk_format": Image.disk_format,
     "status": Image.status,
     "id": Image.id,
-    "size": func.coalesce(Image.size, -1),  # no image has data: sizes are null
+    "size": func.coalesce(Image.size, -1),  # images without data (null) sort as -1
     "created_at": Image.created_at,
     "updated_at": Image.updated_at,
     "min_disk": Image.min_disk,
@@ -65,8 +65,11 @@ _COLUMN_FILTERS: dict[str, Any] = {
     "id": Image.id,
     "status": Image.status,
     "owner": Image.project_id,
+    "size": Image.size,
+    "checksum": Image.checksum,
+    "os_hash_value": Image.os_hash_value,
 }
-_INT_FILTERS = {"min_ram", "min_disk"}
+_INT_FILTERS = {"min_ram", "min_disk", "size"}
 _BOOL_FILTERS = {"protected"}
 _TIME_FILTERS = {"created_at": Image.created_at, "updated_at": Image.updated_at}
 _TIME_OPS = {

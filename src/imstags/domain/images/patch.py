@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from imstags.domain.images import attributes
+from imstags.domain.images import attributes, lifecycle
 from imstags.domain.images.records import ImageRecord, utcnow
 from imstags.domain.tags.native import format_native_tag, validate_native_tag
 from imstags.domain.tags.write_path import image_tags, lock_image, replace_image_tags
@@ -89,6 +89,8 @@ def apply_patch_tx(
 ) -> ImageRecord:
     """Apply the operations in order to the project's image; returns the image afterwards."""
     image = lock_image(session, project_id, image_id)
+    if flavour == "ims":
+        lifecycle.check_ims_updatable(image.status)
     current_tags = image_tags(session, image_id)
     # The tag list as clients last read it (sorted, as rendered), so that indices match.
     tag_list = sorted(format_native_tag(k, v) for k, v in current_tags.items())
