@@ -116,3 +116,9 @@ def test_playbook_converges_and_a_second_run_changes_nothing(server, user, tmp_p
     assert sorted(web.tags) == ["env=prod", "golden", "role=web"]
     assert (web.os_distro, web.os_version, web.min_ram) == ("ubuntu", "22.04", 512)
     assert sorted(images["ansible-db"].tags) == ["env=prod", "role=db"]
+
+
+def test_readme_shows_the_playbook_that_is_tested():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+
+    assert "```yaml\n" + PLAYBOOK.read_text() + "```" in readme
