@@ -47,7 +47,7 @@ def module_python() -> str:
 
 
 def run_playbook(
-    base_url: str, user: OpenStackUser, workdir: Path, python: str
+    base_url: str, user: OpenStackUser, workdir: Path, python: str, playbook: Path = PLAYBOOK
 ) -> tuple[dict[str, int], subprocess.CompletedProcess[str]]:
     """``ansible-playbook`` as a user runs it, with a clouds.yaml naming the server."""
     clouds = {
@@ -81,7 +81,7 @@ def run_playbook(
         }
     )
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "inventory", str(PLAYBOOK)],
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "inventory", str(playbook)],
         cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -122,3 +122,18 @@ def test_readme_shows_the_playbook_that_is_tested():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
 
     assert "```yaml\n" + PLAYBOOK.read_text() + "```" in readme
+
+
+def test_a_task_with_two_values_for_one_key_fails_naming_it(server, user, tmp_path, module_python):
+    # Before, the last value won and the task reported a change on every run.
+    playbook = tmp_path / "two-values.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - openstack.cloud.image:\n        cloud: imstags\n        name: two\n"
+        "        tags: [role=db, role=cache]\n        wait: false\n"
+    )
+
+    counts, result = run_playbook(server.base_url, user, tmp_path, module_python, playbook)
+
+    assert counts["failed"] == 1, result.stdout
+    assert "role" in result.stdout and "400" in result.stdout
