@@ -3,8 +3,8 @@
 Before, ``os_hidden`` could only be stored as a string property, which Glance clients refuse
 to send and which no list filtered on. Existing images are not hidden.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0002 (0003, the image data hashes, is on another branch: at the merge this revises 0003)
 Create Date: 2026-11-30 22:50:00
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0002"  # "0003" once the image data branch lands
 branch_labels = None
 depends_on = None
 
