@@ -61,10 +61,11 @@ def connect(base_url: str, user: OpenStackUser) -> Connection:
 
 
 def openstack_cli(
-    base_url: str, user: OpenStackUser, *args: str
+    base_url: str, user: OpenStackUser, *args: str, program: str = "openstack"
 ) -> subprocess.CompletedProcess[str]:
-    """Run the ``openstack`` executable installed beside this interpreter."""
-    executable = Path(sys.executable).with_name("openstack")
+    """Run the ``openstack`` executable (or ``program``, e.g. ``glance``) installed beside this
+    interpreter."""
+    executable = Path(sys.executable).with_name(program)
     env = {
         key: value
         for key, value in os.environ.items()

@@ -1,8 +1,9 @@
 """The ``imstags`` command.
 
 Every subcommand takes the global ``--database`` (else ``IMSTAGS_DATABASE_URL``, else an SQLite
-file in the data directory) and builds one :class:`~imstags.settings.Settings` from flags,
-environment and defaults. Each command group lives in a module of its own and is registered here.
+file in the data directory) and ``--data-dir``, before or after the subcommand's name, and
+builds one :class:`~imstags.settings.Settings` from flags, environment and defaults. Each
+command group lives in a module of its own and is registered here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from imstags.cli.common import Context
+from imstags.cli.common import DATA_DIR_HELP, DATABASE_HELP, Context, accept_global_options
 from imstags.cli.credentials import credentials
 from imstags.cli.database import db
 from imstags.cli.images import images
@@ -23,12 +24,8 @@ from imstags.cli.users import users
 
 
 @click.group()
-@click.option("--database", "database_url", help="SQLAlchemy database URL.")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Where the default SQLite file and the secret-encryption key live.",
-)
+@click.option("--database", "database_url", help=DATABASE_HELP)
+@click.option("--data-dir", type=click.Path(path_type=Path), help=DATA_DIR_HELP)
 @click.version_option(package_name="imstags")
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, data_dir: Path | None) -> None:
@@ -44,3 +41,4 @@ main.add_command(users)
 main.add_command(secrets)
 main.add_command(tags)
 main.add_command(seed)
+accept_global_options(main)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +25,39 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+DATABASE_HELP = "SQLAlchemy database URL."
+DATA_DIR_HELP = "Where the default SQLite file and the secret-encryption key live."
+
+
+def accept_global_options(group: click.Group) -> None:
+    """Let every subcommand (and subgroup) take ``--database`` and ``--data-dir`` too, so that
+    ``imstags serve --data-dir DIR`` works as users type it; the value given last wins."""
+    for command in group.commands.values():
+        command.params.extend(
+            [
+                click.Option(
+                    ["--database", "database_url"],
+                    help=DATABASE_HELP,
+                    expose_value=False,
+                    callback=_remember_global,
+                ),
+                click.Option(
+                    ["--data-dir", "data_dir"],
+                    type=click.Path(path_type=Path),
+                    help=DATA_DIR_HELP,
+                    expose_value=False,
+                    callback=_remember_global,
+                ),
+            ]
+        )
+        if isinstance(command, click.Group):
+            accept_global_options(command)
+
+
+def _remember_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is not None and param.name is not None:
+        ctx.ensure_object(Context).overrides[param.name] = value
 
 
 @contextmanager

@@ -33,10 +33,17 @@ class ImageService:
         return record
 
     async def list_images(
-        self, project_id: str, params: Sequence[tuple[str, str]], *, default_limit: int
+        self,
+        project_id: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        default_limit: int,
+        hide_hidden: bool = False,
     ) -> listing.ImageListPage:
         """One page of the project's images that the query parameters select."""
-        query = listing.parse_list_query(project_id, params, default_limit=default_limit)
+        query = listing.parse_list_query(
+            project_id, params, default_limit=default_limit, hide_hidden=hide_hidden
+        )
         return await run_blocking(self._run_list_query, query)
 
     def _run_list_query(self, query: listing.ImageListQuery) -> listing.ImageListPage:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -50,6 +51,8 @@ class Image(Base):
     status: Mapped[str] = mapped_column(String(32), default="queued")
     visibility: Mapped[str] = mapped_column(String(16), default="private")
     protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Glance's os_hidden: left out of the native image list unless asked for.
+    os_hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     container_format: Mapped[str] = mapped_column(String(32), default="bare")
     disk_format: Mapped[str] = mapped_column(String(32), default="zvhd2")
     min_disk: Mapped[int] = mapped_column(Integer, default=0)

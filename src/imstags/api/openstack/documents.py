@@ -25,6 +25,7 @@ class ImageDocument(BaseModel):
     status: str
     visibility: str
     protected: bool
+    os_hidden: bool
     container_format: str
     disk_format: str
     min_disk: int
@@ -56,6 +57,7 @@ def render_image(record: ImageRecord) -> dict[str, Any]:
             "status": image.status,
             "visibility": image.visibility,
             "protected": image.protected,
+            "os_hidden": image.os_hidden,
             "container_format": image.container_format,
             "disk_format": image.disk_format,
             "min_disk": image.min_disk,

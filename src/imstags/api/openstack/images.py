@@ -96,7 +96,7 @@ async def list_images(request: Request, principal: Authenticated, images: Images
     on the additional property of that name, as Glance does."""
     params = request.query_params.multi_items()
     page = await images.list_images(
-        principal.project_id, params, default_limit=NATIVE_DEFAULT_PAGE_SIZE
+        principal.project_id, params, default_limit=NATIVE_DEFAULT_PAGE_SIZE, hide_hidden=True
     )
     body: dict[str, Any] = {
         "images": [render_image(record) for record in page.records],
@@ -106,6 +106,19 @@ async def list_images(request: Request, principal: Authenticated, images: Images
     if page.has_more and page.records:
         body["next"] = _page_link(params, page.records[-1].image.id, page.limit)
     return JsonResponse(body)
+
+
+# Glance serves the list at "/v2/images/" too. DELETE there (an empty image id) is then a 405,
+# like any method this path does not serve, rather than a 404 for a missing route.
+router.add_api_route(
+    "/v2/images/",
+    list_images,
+    methods=["GET"],
+    name="list_images_slash",
+    summary="Querying Images (at /v2/images/, as Glance serves it too)",
+    response_model=None,
+    responses={200: {"model": ImageList, "description": "One page of images"}},
+)
 
 
 def _page_link(params: list[tuple[str, str]], marker: str | None, limit: int | None = None) -> str:

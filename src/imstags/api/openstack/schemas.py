@@ -77,6 +77,10 @@ def image_schema() -> dict[str, Any]:
             },
             "visibility": {"type": string, "enum": list(attributes.VISIBILITIES)},
             "protected": {"type": "boolean", "description": "If true, the image cannot be deleted"},
+            "os_hidden": {
+                "type": "boolean",
+                "description": "If true, the image is left out of lists unless asked for",
+            },
             "tags": {
                 "type": "array",
                 "items": {"type": string, "maxLength": NATIVE_TAG_MAX_LENGTH},
@@ -100,17 +104,34 @@ def image_schema() -> dict[str, Any]:
             "self": _read_only(string, "URL of the image"),
             "file": _read_only(string, "URL of the image data"),
             "schema": _read_only(string, "URL of this schema"),
-            "__imagetype": {"type": string, "enum": list(attributes.IMAGE_TYPES)},
-            "__isregistered": _read_only(string, "Whether the image is registered"),
-            "__os_type": {"type": string, "enum": list(attributes.OS_TYPES)},
-            "__platform": {"type": string, "maxLength": 32},
-            "__os_version": {"type": string, "maxLength": 128},
-            "__os_bit": {"type": string},
-            "__description": {"type": string, "maxLength": attributes.DESCRIPTION_MAX_LENGTH},
-            "virtual_env_type": {"type": string, "enum": list(attributes.VIRTUAL_ENV_TYPES)},
-            "hw_firmware_type": {"type": string, "enum": list(attributes.FIRMWARE_TYPES)},
+            **_optional(
+                {
+                    "__imagetype": {"type": string, "enum": list(attributes.IMAGE_TYPES)},
+                    "__isregistered": _read_only(string, "Whether the image is registered"),
+                    "__os_type": {"type": string, "enum": list(attributes.OS_TYPES)},
+                    "__platform": {"type": string, "maxLength": 32},
+                    "__os_version": {"type": string, "maxLength": 128},
+                    "__os_bit": {"type": string},
+                    "__description": {
+                        "type": string,
+                        "maxLength": attributes.DESCRIPTION_MAX_LENGTH,
+                    },
+                    "virtual_env_type": {
+                        "type": string,
+                        "enum": list(attributes.VIRTUAL_ENV_TYPES),
+                    },
+                    "hw_firmware_type": {"type": string, "enum": list(attributes.FIRMWARE_TYPES)},
+                }
+            ),
         },
     }
+
+
+def _optional(properties: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mark the IMS extension attributes ``"is_base": false``, as Glance marks the properties
+    of its schema that are not base attributes. glanceclient reads the mark: for a property the
+    image lacks, it sends ``add`` instead of ``replace`` (which the server must refuse)."""
+    return {name: {**schema, "is_base": False} for name, schema in properties.items()}
 
 
 def images_schema() -> dict[str, Any]:

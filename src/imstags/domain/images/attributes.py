@@ -39,11 +39,13 @@ READ_ONLY = frozenset(
         "__isregistered", "os_hash_algo", "os_hash_value", "deleted", "deleted_at",
     }
 )  # fmt: skip
+RESERVED_PREFIX = "os_glance"
 # Base attributes with columns, by their API name -> column name.
 COLUMNS = {
     "name": "name",
     "visibility": "visibility",
     "protected": "protected",
+    "os_hidden": "os_hidden",
     "container_format": "container_format",
     "disk_format": "disk_format",
     "min_disk": "min_disk",
@@ -97,15 +99,16 @@ def check_value(name: str, value: Any) -> Any:
     """
     if name in READ_ONLY:
         raise Forbidden(f"Attribute '{name}' is read-only.")
+    check_not_reserved(name)
     if name == "name":
         if not isinstance(value, str) or len(value) > NAME_MAX_LENGTH:
             raise ImageNameTooLong(
                 f"name must be a string of at most {NAME_MAX_LENGTH} characters."
             )
         return value
-    if name == "protected":
+    if name in ("protected", "os_hidden"):
         if not isinstance(value, bool):
-            raise BadRequest("protected must be a boolean.")
+            raise BadRequest(f"{name} must be a boolean.")
         return value
     if name in ("min_disk", "min_ram"):
         top = MIN_DISK_MAX_GB if name == "min_disk" else 2**31 - 1
@@ -133,6 +136,13 @@ _ENUMS: dict[str, tuple[tuple[str, ...], type[ImsError]]] = {
     "__os_type": (OS_TYPES, InvalidOsType),
     "virtual_env_type": (VIRTUAL_ENV_TYPES, BadRequest),
 }
+
+
+def check_not_reserved(name: str) -> None:
+    """Glance keeps the ``os_glance`` namespace for itself (import and store bookkeeping), and
+    refuses to let clients set, change or remove such properties: 403, as Glance answers."""
+    if name.startswith(RESERVED_PREFIX):
+        raise Forbidden(f"Attribute '{name}' is reserved.")
 
 
 def check_property(name: str, value: Any) -> str:

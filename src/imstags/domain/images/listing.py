@@ -70,7 +70,7 @@ _COLUMN_FILTERS: dict[str, Any] = {
     "os_hash_value": Image.os_hash_value,
 }
 _INT_FILTERS = {"min_ram", "min_disk", "size"}
-_BOOL_FILTERS = {"protected"}
+_BOOL_FILTERS = {"protected", "os_hidden"}
 _TIME_FILTERS = {"created_at": Image.created_at, "updated_at": Image.updated_at}
 _TIME_OPS = {
     "gt": lambda c, v: c > v, "gte": lambda c, v: c >= v, "lt": lambda c, v: c < v,
@@ -78,7 +78,7 @@ _TIME_OPS = {
 }  # fmt: skip
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
 # Parameters that never exclude one of a project's own images here.
-_ALWAYS_TRUE = {"__isregistered": "true", "os_hidden": "false"}
+_ALWAYS_TRUE = {"__isregistered": "true"}
 # Parameters about things this catalog does not have: any value matches no image.
 _NOTHING_MATCHES = {"member_status", "flavor_id"}
 _CONTROL = {"limit", "marker", "sort_key", "sort_dir", "sort"}
@@ -104,12 +104,18 @@ class ImageListPage:
 
 
 def parse_list_query(
-    project_id: str, params: Sequence[tuple[str, str]], *, default_limit: int
+    project_id: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    default_limit: int,
+    hide_hidden: bool = False,
 ) -> ImageListQuery:
     """Turn query parameters into an :class:`ImageListQuery`; any bad value is a 400.
 
     Unknown parameter names filter on the additional property of that name (as Glance does),
-    so ``__os_bit=64`` or ``__support_kvm=true`` need no list of their own.
+    so ``__os_bit=64`` or ``__support_kvm=true`` need no list of their own. With
+    ``hide_hidden`` (the native list, as Glance), images with ``os_hidden`` are left out
+    unless the query asks for ``os_hidden=true``.
     """
     query = ImageListQuery(project_id, limit=default_limit)
     single: dict[str, str] = {}
@@ -123,6 +129,8 @@ def parse_list_query(
     for name, value in single.items():
         if name not in _CONTROL:
             _add_filter(query, name, value)
+    if hide_hidden and "os_hidden" not in single:
+        query.conditions.append(Image.os_hidden == false())
     query.limit = _parse_limit(single.get("limit"), default_limit)
     query.marker = single.get("marker") or None
     query.sort = _parse_sort(single.get("sort"), single.get("sort_key"), single.get("sort_dir"))

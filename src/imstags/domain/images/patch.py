@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from imstags.domain.images import attributes, lifecycle
 from imstags.domain.images.records import ImageRecord, utcnow
-from imstags.domain.tags.native import format_native_tag, validate_native_tag
+from imstags.domain.images.tag_list import resolve_tag_list
+from imstags.domain.tags.native import format_native_tag
 from imstags.domain.tags.write_path import image_tags, lock_image, replace_image_tags
 from imstags.errors import AttributeConflict, BadRequest, Forbidden, NotSupported
 from imstags.storage.tag_rows import TagRows
@@ -102,15 +103,14 @@ def apply_patch_tx(
             tag_list = _patched_tags(tag_list, operation, flavour)
         elif name in attributes.READ_ONLY or name == "__imagetype":
             raise Forbidden(f"Attribute '{name}' is read-only.")
+        elif name.startswith(attributes.RESERVED_PREFIX):
+            attributes.check_not_reserved(name)  # remove too: 403
         elif name in attributes.COLUMNS:
             columns[name] = _patched_column(operation, flavour)
         else:
             _patch_property(properties, operation, flavour)
     attributes.check_property_count(properties)
-    tags: dict[str, str] = {}
-    for raw in tag_list:
-        key, tag_value = validate_native_tag(raw)
-        tags[key] = tag_value  # as on create: the last of several "k=..." wins
+    tags = resolve_tag_list(tag_list, current_tags)  # the new value of a key wins
     changed = replace_image_tags(
         TagRows.of(session), image.project_id, image.id, current_tags, tags
     )

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imstags.domain.images.attributes import COLUMNS, ImageFields, split_create_body
+from imstags.domain.images.tag_list import resolve_tag_list
 from imstags.domain.projects import visible_to
-from imstags.domain.tags.native import validate_native_tag
 from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
 from imstags.domain.tags.write_path import image_tags, lock_image, replace_image_tags
 from imstags.errors import (
@@ -89,10 +89,7 @@ def create_image_tx(
     image_id: str | None = None,
 ) -> ImageRecord:
     """Create image metadata (status ``queued``: no data is uploaded) with its tags."""
-    tags: dict[str, str] = {}
-    for raw in native_tags:
-        key, value = validate_native_tag(raw)
-        tags[key] = value  # the last of several "k=..." wins, as a later overwrite would
+    tags = resolve_tag_list(native_tags, {})  # two values for one key: 400
     if len(tags) > MAX_TAGS_PER_IMAGE:
         raise TagQuotaExceeded(f"An image can have at most {MAX_TAGS_PER_IMAGE} tags.")
     now = utcnow()

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imstags.domain.images.records import is_well_formed_id
-from imstags.domain.tags.native import NATIVE_SEPARATOR, parse_native_tag, validate_native_tag
+from imstags.domain.images.tag_list import check_native_tag
+from imstags.domain.tags.native import parse_native_tag
 from imstags.domain.tags.rules import (
     KEY_MAX_LENGTH,
     VALUE_MAX_LENGTH,
@@ -190,25 +191,10 @@ def plan_add_or_modify(
 # --- native OpenStack string tags ------------------------------------------------------------
 
 
-def validate_native_tag_to_add(tag: str) -> tuple[str, str]:
-    """A tag of ``PUT /v2/images/{image_id}/tags/{tag}``.
-
-    Besides the rules of every native tag (1-255 characters in all, not the IMS 36/43), the
-    page allows only letters, digits, ``_`` and ``-``; the one ``=`` that separates a key
-    from its value is the exception (it is how an IMS key/value tag reads as a native string).
-    """
-    key, value = validate_native_tag(tag)
-    if not is_plain_tag_text(key) or not is_plain_tag_text(value):
-        raise InvalidTag(
-            "A tag may contain only letters, digits, underscores and hyphens "
-            f"(and one '{NATIVE_SEPARATOR}' between a key and its value)."
-        )
-    return key, value
-
-
 def plan_native_add(project_id: str, image_id: str, tag: str) -> TagWrite:
-    """``PUT /v2/images/{image_id}/tags/{tag}``: idempotent; ``k=v`` overwrites key k."""
-    key, value = validate_native_tag_to_add(tag)
+    """``PUT /v2/images/{image_id}/tags/{tag}``: idempotent; ``k=v`` overwrites key k. The
+    tag follows the one rule of every native path (:func:`check_native_tag`)."""
+    key, value = check_native_tag(tag)
     return lambda rows: add_tags_tx(rows, project_id, image_id, {key: value})
 
 
