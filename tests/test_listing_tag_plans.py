@@ -228,7 +228,7 @@ def test_bulk_imported_and_api_images_of_one_second_page_in_one_order(db, monkey
         assert got == [expected[i : i + 5] for i in range(0, len(expected), 5)]
 
 
-def test_migration_0003_rewrites_tag_rows_in_the_images_text(tmp_path):
+def test_migration_0005_rewrites_tag_rows_in_the_images_text(tmp_path):
     """A SQLite database whose bulk-imported tag rows hold the driver's text for the image's
     instant gets the image's own text; rows that already agree are left as they are."""
     from sqlalchemy import create_engine, text

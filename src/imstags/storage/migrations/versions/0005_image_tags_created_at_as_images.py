@@ -8,8 +8,8 @@ creation order) could order and bound images of one second unlike the images the
 This rewrites the rows that differ from their image. PostgreSQL stores timestamps as
 timestamps, so nothing differs there and nothing is done.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 23:05:00
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
