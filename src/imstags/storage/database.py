@@ -307,6 +307,8 @@ class Database:
 
 def _nothing() -> None:
     return None
+
+
 def _pg_limits(lock_timeout: float | None, statement_timeout: float | None) -> dict[str, str]:
     """Server-side limits for every connection of the engine, as libpq startup options."""
     options = [

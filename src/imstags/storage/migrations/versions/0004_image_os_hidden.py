@@ -4,7 +4,7 @@ Before, ``os_hidden`` could only be stored as a string property, which Glance cl
 to send and which no list filtered on. Existing images are not hidden.
 
 Revision ID: 0004
-Revises: 0003 (0003, the image data hashes, is on another branch: at the merge this revises 0003)
+Revises: 0003
 Create Date: 2026-11-30 22:50:00
 """
 
