@@ -144,11 +144,13 @@ class Settings(BaseSettings):
         description="Password checks that may wait for a login thread; one more is 429.",
     )
     unsigned_payload_media_types: str = Field(
+        # Image data uploads are not listed: they bind their data through the streamed hash
+        # (services/auth.py: authenticate_streamed_body) and refuse UNSIGNED-PAYLOAD.
         default="application/openstack-images-v2.1-json-patch,"
-        "application/openstack-images-v2.0-json-patch,application/octet-stream",
+        "application/openstack-images-v2.0-json-patch",
         description="Comma-separated Content-Types for which a signed X-Sdk-Content-Sha256: "
-        "UNSIGNED-PAYLOAD is accepted (the Huawei SDK cannot sign those bodies: image PATCH, "
-        "image data); their bodies are then not bound by the signature. Empty: refused always.",
+        "UNSIGNED-PAYLOAD is accepted (the Huawei SDK cannot sign those bodies: the native image "
+        "PATCH); their bodies are then not bound by the signature. Empty: refused always.",
     )
     forwarded_allow_ips: str = Field(
         default="",
