@@ -18,7 +18,6 @@ import argparse
 import logging
 
 from fastapi import FastAPI, Request, Response
-from starlette.routing import Route
 
 from imstags.api.app import create_app
 from imstags.cli.serve import run_server
@@ -29,19 +28,21 @@ FLOOR_PATH = "/_bench/floor/{project_id}"
 
 
 def add_floor_route(app: FastAPI) -> None:
-    """Put the floor first, so that its routing costs least."""
+    """Put the floor first, so that its routing costs least. It is a FastAPI route with the
+    core endpoint's own parameters (``project_id`` and the request), so that the framework's
+    per-request work is on both sides of the ratio and the difference is the endpoint's."""
     bodies: dict[str, SummaryBody] = {}
     tags = app.state.services.tags
 
-    async def floor(request: Request) -> Response:
-        project_id = request.path_params["project_id"]
+    async def floor(project_id: str, request: Request) -> Response:
         body = bodies.get(project_id)
         if body is None:
             body = bodies[project_id] = await tags.summary(project_id)
         headers = {"ETag": body.etag, "Cache-Control": "no-cache"}
         return Response(body.body, media_type="application/json", headers=headers)
 
-    app.router.routes.insert(0, Route(FLOOR_PATH, floor, methods=["GET"]))
+    app.add_api_route(FLOOR_PATH, floor, methods=["GET"], include_in_schema=False)
+    app.router.routes.insert(0, app.router.routes.pop())
 
 
 def create_floor_app() -> FastAPI:
