@@ -9,6 +9,7 @@ the test extras). The modules run in a virtualenv with the openstacksdk of
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -104,11 +105,11 @@ def user(db, project_id) -> OpenStackUser:
 
 def test_playbook_converges_and_a_second_run_changes_nothing(server, user, tmp_path, module_python):
     first, result = run_playbook(server.base_url, user, tmp_path, module_python)
-    assert (first["failed"], first["changed"]) == (0, 3), result.stdout
+    assert (first["failed"], first["changed"]) == (0, 4), result.stdout
 
     second, result = run_playbook(server.base_url, user, tmp_path, module_python)
 
-    assert (second["failed"], second["changed"], second["ok"]) == (0, 0, 5), result.stdout
+    assert (second["failed"], second["changed"], second["ok"]) == (0, 0, 6), result.stdout
     conn = connect(server.base_url, user)
     images = {image.name: image for image in conn.image.images()}
     conn.close()
@@ -116,6 +117,10 @@ def test_playbook_converges_and_a_second_run_changes_nothing(server, user, tmp_p
     assert sorted(web.tags) == ["env=prod", "golden", "role=web"]
     assert (web.os_distro, web.os_version, web.min_ram) == ("ubuntu", "22.04", 512)
     assert sorted(images["ansible-db"].tags) == ["env=prod", "role=db"]
+    disk = images["ansible-disk"]
+    data = (PLAYBOOK.parent / "disk.img").read_bytes()
+    assert (disk.status, disk.size, disk.tags) == ("active", len(data), ["role=base"])
+    assert disk.checksum == hashlib.md5(data).hexdigest()  # noqa: S324 - Glance's checksum
 
 
 def test_readme_shows_the_playbook_that_is_tested():
