@@ -10,6 +10,7 @@ or more new values for one key cannot both win and the request is refused, namin
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 from imstags.domain.tags.native import NATIVE_SEPARATOR, validate_native_tag
@@ -53,9 +54,11 @@ def check_native_tag(raw: object) -> tuple[str, str]:
 def check_reads_back(raw: object, key: str, value: str) -> None:
     """A native tag is stored as the key/value pair it names and read back from that pair, so
     a string that the pair would render differently (``"k="`` reads as ``"k"``, ``" k"`` as
-    ``"k"``) is refused: an idempotent tool would otherwise see a change on every run."""
+    ``"k"``) is refused: an idempotent tool would otherwise see a change on every run. The
+    comparison is up to Unicode normalisation: every tag is stored in NFC (docs/decisions.md,
+    "Tag text"), and an NFD spelling of the same text is the same tag, not a different one."""
     written = f"{key}{NATIVE_SEPARATOR}{value}" if value else key
-    if raw != written:
+    if not isinstance(raw, str) or unicodedata.normalize("NFC", raw) != written:
         raise InvalidTag(
             f"The tag {raw!r} would read back as {written!r}: write it as {written!r} "
             "(no empty value after '=', no spaces around the key or the value)."
