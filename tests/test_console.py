@@ -329,9 +329,15 @@ def test_console_upload_image_data_with_a_progress_bar(server, seeded, watched, 
         {"name": "again.raw", "mimeType": "application/octet-stream", "buffer": b"again"}
     )
     page.get_by_role("button", name="Upload").click()
-    error = page.locator(".upload .field-error")
-    expect(error).to_be_visible()
-    expect(error).to_contain_text("IMG.")
+    expect(page.locator(".upload .field-error")).to_have_text(
+        "IMG.0035: Image status transition from active to saving is not allowed: "
+        "an image's data can be uploaded once."
+    )
+    expect(page.get_by_role("form", name="Image data")).to_contain_text("This image is active")
+    # On a narrow screen the detail view, upload included, needs no sideways scrolling.
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(page.get_by_role("button", name="Upload")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     expect(page.get_by_label("Image file")).to_have_attribute("aria-invalid", "true")
 
     token = json.loads(page.evaluate("sessionStorage.getItem('imstags.console.session')"))["token"]

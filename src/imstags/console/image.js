@@ -144,18 +144,19 @@ function uploadForm(imageId, image, onUploaded) {
   const progressLabel = h("label", { for: "upload-progress" });
   const progressWrap = h("div", { class: "progress", hidden: true }, progressLabel, progress);
   const result = h("p", { class: "notice", role: "status" });
-  const hasData = image.status !== "queued";
+  const state = h("p", { class: "muted" });
+  const describe = (current) => {
+    state.textContent =
+      current.status === "queued"
+        ? "This image has no data yet."
+        : `This image is ${current.status}; an image's data is uploaded once.`;
+  };
+  describe(image);
   const form = h(
     "form",
     { class: "upload", "aria-labelledby": "upload-title" },
     h("h2", { id: "upload-title" }, "Image data"),
-    h(
-      "p",
-      { class: "muted" },
-      hasData
-        ? `This image is ${image.status}; the API keeps one upload per image.`
-        : "This image has no data yet.",
-    ),
+    state,
     file.wrap,
     submit,
     progressWrap,
@@ -188,6 +189,7 @@ function uploadForm(imageId, image, onUploaded) {
       const { data: after } = await call("GET", `v2/images/${encodeURIComponent(imageId)}`);
       const message = `Uploaded: the image is ${after.status}, ${after.size ?? "?"} bytes, checksum ${after.checksum || "—"}.`;
       result.textContent = message; // a status region: read out once, where it is shown
+      describe(after);
       onUploaded(after);
     } catch (err) {
       showFieldError(file.input, file.error, err);
@@ -247,8 +249,8 @@ export async function renderImage(container, imageId) {
       h(
         "div",
         { class: "stack" },
-        propsSection,
         h("section", { class: "card" }, uploadForm(imageId, image, drawProps)),
+        propsSection,
       ),
     ),
   );
