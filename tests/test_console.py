@@ -12,6 +12,7 @@ test), and no Content-Security-Policy violation or uncaught script error may occ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -291,6 +292,61 @@ def test_console_batch_tag_three_images_and_see_one_refused_at_the_limit(
     assert tags_of(ims, ids["web-frontend-2"])["patch"] == "2026-11"
     assert tags_of(ims, ids["db-replica"])["patch"] == "2026-11"
     assert "patch" not in tags_of(ims, ids["etl-worker"])
+
+
+def test_console_upload_image_data_with_a_progress_bar(server, seeded, watched, axe, shots):
+    user, ids = seeded
+    page = watched.page
+    image_id = ids["build-agent"]
+    data = bytes(range(256)) * 4096  # 1 MiB, so the bar has something to follow
+    sign_in(page, server.base_url, user, f"#/images/{image_id}")
+    expect(page.get_by_role("heading", name="Image data")).to_be_visible()
+
+    # Keyboard: focus the file field, Enter on Upload submits it.
+    page.get_by_label("Image file").set_input_files(
+        {"name": "build-agent.raw", "mimeType": "application/octet-stream", "buffer": data}
+    )
+    page.get_by_role("button", name="Upload").focus()
+    page.keyboard.press("Enter")
+
+    expect(page.locator("label[for=upload-progress]")).to_have_text(
+        "1.0 MiB of 1.0 MiB sent (100%)"
+    )
+    expect(page.locator("#upload-progress")).to_have_attribute("value", str(len(data)))
+    expected_md5 = hashlib.md5(data).hexdigest()
+    status = page.get_by_role("form", name="Image data").get_by_role("status")
+    expect(status).to_have_text(
+        f"Uploaded: the image is active, {len(data)} bytes, checksum {expected_md5}."
+    )
+    properties = page.locator("dl.properties")
+    expect(properties).to_contain_text("active")
+    expect(properties).to_contain_text(expected_md5)
+    assert_accessible(page, axe)
+    page.screenshot(path=shots / "upload.png", full_page=True)
+
+    # A second upload is refused: the API's 409 message next to the file field.
+    page.get_by_label("Image file").set_input_files(
+        {"name": "again.raw", "mimeType": "application/octet-stream", "buffer": b"again"}
+    )
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator(".upload .field-error")).to_have_text(
+        "IMG.0035: Image status transition from active to saving is not allowed: "
+        "an image's data can be uploaded once."
+    )
+    expect(page.get_by_role("form", name="Image data")).to_contain_text("This image is active")
+    # On a narrow screen the detail view, upload included, needs no sideways scrolling.
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(page.get_by_role("button", name="Upload")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(page.get_by_label("Image file")).to_have_attribute("aria-invalid", "true")
+
+    token = json.loads(page.evaluate("sessionStorage.getItem('imstags.console.session')"))["token"]
+    headers = {"X-Auth-Token": token}
+    url = f"{server.base_url}/v2/images/{image_id}"
+    image = httpx.get(url, headers=headers).json()
+    assert (image["status"], image["size"]) == ("active", len(data))
+    assert image["checksum"] == expected_md5
+    assert httpx.get(url + "/file", headers=headers).content == data
 
 
 def test_console_sign_out_revokes_the_token(server, seeded, watched):

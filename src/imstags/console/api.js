@@ -145,3 +145,47 @@ export async function forEach(items, width, task, onResult) {
   }
   await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
 }
+
+// Sends a file as an image's data (PUT, application/octet-stream) with XMLHttpRequest, because
+// fetch reports no upload progress. onProgress(sent, total) follows the bytes leaving the
+// browser; the promise resolves when the API answers, or rejects with the API's ApiError.
+export function uploadData(path, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    if (!session) {
+      reject(new ApiError(401, "", "You are signed out."));
+      return;
+    }
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", new URL(path, API_ROOT));
+    xhr.withCredentials = false; // nothing but the token authenticates the console
+    xhr.setRequestHeader("X-Auth-Token", session.token);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(file.size, file.size);
+        resolve(xhr.status);
+        return;
+      }
+      let code = "";
+      let message = `${xhr.status} ${xhr.statusText}`.trim();
+      try {
+        const body = JSON.parse(xhr.responseText);
+        if (body && body.error) {
+          code = body.error.code || "";
+          message = body.error.message || message;
+        }
+      } catch {
+        // not JSON: keep the status line
+      }
+      if (xhr.status === 401) forget("Your session has ended; sign in again.");
+      reject(new ApiError(xhr.status, code, message));
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "", "The server cannot be reached.")));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "", "The upload was cancelled.")));
+    xhr.send(file);
+  });
+}

@@ -2,7 +2,7 @@
 // (GET/POST /v2/{project_id}/images/{id}/tags, DELETE .../tags/{key}). The rules are shown
 // beside the form; the API enforces them, and its message appears next to the field.
 
-import { call, projectPath } from "./api.js";
+import { call, projectPath, uploadData } from "./api.js";
 import { announce, field, formatSize, formatTime, h, replace, showFieldError, uid } from "./dom.js";
 
 const MAX_TAGS = 10;
@@ -134,6 +134,73 @@ function rules(count) {
   );
 }
 
+// The image's data: a file chosen here goes to PUT /v2/images/{id}/file, the bar following the
+// bytes sent; then the image is read again for its status, size and checksum. A refusal (409
+// when the image already has data, 413 beyond the size limit) shows the API's message.
+function uploadForm(imageId, image, onUploaded) {
+  const file = field("Image file", { type: "file" }, "Sent as the image's data (application/octet-stream).");
+  const submit = h("button", { type: "submit" }, "Upload");
+  const progress = h("progress", { max: "1", value: "0", id: "upload-progress" });
+  const progressLabel = h("label", { for: "upload-progress" });
+  const progressWrap = h("div", { class: "progress", hidden: true }, progressLabel, progress);
+  const result = h("p", { class: "notice", role: "status" });
+  const state = h("p", { class: "muted" });
+  const describe = (current) => {
+    state.textContent =
+      current.status === "queued"
+        ? "This image has no data yet."
+        : `This image is ${current.status}; an image's data is uploaded once.`;
+  };
+  describe(image);
+  const form = h(
+    "form",
+    { class: "upload", "aria-labelledby": "upload-title" },
+    h("h2", { id: "upload-title" }, "Image data"),
+    state,
+    file.wrap,
+    submit,
+    progressWrap,
+    result,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showFieldError(file.input, file.error, null);
+    result.textContent = "";
+    const chosen = file.input.files[0];
+    if (!chosen) {
+      showFieldError(file.input, file.error, new Error("Choose a file to upload."));
+      file.input.focus();
+      return;
+    }
+    submit.disabled = true;
+    progressWrap.hidden = false;
+    progress.max = Math.max(chosen.size, 1);
+    progress.value = 0;
+    const show = (sent, total) => {
+      progress.max = Math.max(total, 1);
+      progress.value = sent;
+      const percent = total ? Math.floor((sent * 100) / total) : 100;
+      progressLabel.textContent = `${formatSize(sent)} of ${formatSize(total)} sent (${percent}%)`;
+      progress.setAttribute("aria-valuetext", `${percent}%`);
+    };
+    show(0, chosen.size);
+    try {
+      await uploadData(`v2/images/${encodeURIComponent(imageId)}/file`, chosen, show);
+      const { data: after } = await call("GET", `v2/images/${encodeURIComponent(imageId)}`);
+      const message = `Uploaded: the image is ${after.status}, ${after.size ?? "?"} bytes, checksum ${after.checksum || "—"}.`;
+      result.textContent = message; // a status region: read out once, where it is shown
+      describe(after);
+      onUploaded(after);
+    } catch (err) {
+      showFieldError(file.input, file.error, err);
+      file.input.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
 export async function renderImage(container, imageId) {
   const [{ data: image }, tags] = await Promise.all([
     call("GET", `v2/images/${encodeURIComponent(imageId)}`),
@@ -161,6 +228,11 @@ export async function renderImage(container, imageId) {
     );
   }
 
+  const propsSection = h("section", { class: "card", "aria-labelledby": "props-title" });
+  function drawProps(current) {
+    replace(propsSection, h("h2", { id: "props-title" }, "Properties"), properties(current));
+  }
+
   async function refresh(message) {
     drawTags(await loadTags(imageId));
     status.textContent = message;
@@ -170,7 +242,18 @@ export async function renderImage(container, imageId) {
     container,
     h("p", { class: "crumbs" }, h("a", { href: "#/images" }, "Images"), " / ", image.name || image.id),
     h("h1", {}, image.name || image.id),
-    h("div", { class: "layout-detail" }, tagSection, h("section", { class: "card", "aria-labelledby": "props-title" }, h("h2", { id: "props-title" }, "Properties"), properties(image))),
+    h(
+      "div",
+      { class: "layout-detail" },
+      tagSection,
+      h(
+        "div",
+        { class: "stack" },
+        h("section", { class: "card" }, uploadForm(imageId, image, drawProps)),
+        propsSection,
+      ),
+    ),
   );
+  drawProps(image);
   drawTags(tags);
 }
