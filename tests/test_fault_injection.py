@@ -232,7 +232,9 @@ def image_facts(connection, image_id: str) -> tuple[str, int | None, str | None]
     return image.status, image.size, image.checksum
 
 
-def test_hold_rule_keeps_an_uploaded_image_saving_until_the_hold_ends(imstags_openstack, faults):
+def test_hold_rule_keeps_an_uploaded_image_saving_until_the_hold_ends(
+    imstags_server, imstags_openstack, faults
+):
     rule = faults.add(operation=UPLOAD, hold=2, times=1)
     image_id = new_image(imstags_openstack)
     assert put_data(imstags_openstack, image_id) == 204
@@ -247,6 +249,8 @@ def test_hold_rule_keeps_an_uploaded_image_saving_until_the_hold_ends(imstags_op
         hashlib.md5(DATA).hexdigest(),  # noqa: S324  # Glance's checksum
     )
     assert faults.get(rule["id"])["fired"] == 1
+    fired = f"fault rule {rule['id']} fired: hold 2s on PUT /v2/images/{{image_id}}/file"
+    assert fired in imstags_server.log()
     other = new_image(imstags_openstack)  # the rule is spent: the next upload is as usual
     assert put_data(imstags_openstack, other) == 204
     assert image_facts(imstags_openstack, other)[0] == "active"
@@ -266,7 +270,7 @@ def test_openstacksdk_create_image_times_out_on_a_long_hold(imstags_openstack, f
     assert list(imstags_openstack.image.images()) == []  # openstacksdk deletes what timed out
 
 
-def test_kill_rule_leaves_the_image_killed_without_data(imstags_openstack, faults):
+def test_kill_rule_leaves_the_image_killed_without_data(imstags_server, imstags_openstack, faults):
     rule = faults.add(operation=UPLOAD, kill=True, times=1)
     image_id = new_image(imstags_openstack)
     assert put_data(imstags_openstack, image_id) == 204
@@ -280,6 +284,8 @@ def test_kill_rule_leaves_the_image_killed_without_data(imstags_openstack, fault
     assert put_data(imstags_openstack, image_id) == 409  # killed is final
     assert image_facts(imstags_openstack, image_id) == ("killed", None, None)
     assert faults.get(rule["id"])["fired"] == 1
+    fired = f"fault rule {rule['id']} fired: kill on PUT /v2/images/{{image_id}}/file"
+    assert fired in imstags_server.log()
     imstags_openstack.image.delete_image(image_id)
     assert list(imstags_openstack.image.images()) == []
 
