@@ -3,6 +3,7 @@ real clients do with the faults (huaweicloudsdkims's retries, openstacksdk's tim
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from huaweicloudsdkims.v2 import (
     ListImagesTagsRequest,
     ResourceTag,
 )
+from openstack.exceptions import ResourceFailure, ResourceTimeout
 
 from imstags.testing import server
 from imstags.testing.emulator import AdminError, Emulator, FaultRules, TestProject
@@ -202,3 +204,115 @@ def test_rules_from_a_file_at_start_are_logged_with_their_id(imstags_database_ur
         assert [rule["fired"] for rule in emulator.faults.list()] == [1]
         log = emulator.log()
     assert "fault rule from-file fired: 503 IMG.0061 on GET /v2/{project_id}/images/tags" in log
+
+
+# Status rules: an upload held in ``saving``, or ``killed``.
+
+UPLOAD = "Uploading an Image"
+DATA = b"imstags image data " * 1000
+
+
+def new_image(connection) -> str:
+    image = connection.image.create_image(name="held", disk_format="raw", container_format="bare")
+    return str(image.id)
+
+
+def put_data(connection, image_id: str, data: bytes = DATA) -> int:
+    response = connection.image.put(
+        f"/images/{image_id}/file",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        raise_exc=False,
+    )
+    return int(response.status_code)
+
+
+def image_facts(connection, image_id: str) -> tuple[str, int | None, str | None]:
+    image = connection.image.get_image(image_id)
+    return image.status, image.size, image.checksum
+
+
+def test_hold_rule_keeps_an_uploaded_image_saving_until_the_hold_ends(
+    imstags_server, imstags_openstack, faults
+):
+    rule = faults.add(operation=UPLOAD, hold=2, times=1)
+    image_id = new_image(imstags_openstack)
+    assert put_data(imstags_openstack, image_id) == 204
+    assert image_facts(imstags_openstack, image_id) == ("saving", None, None)
+    assert put_data(imstags_openstack, image_id) == 409  # nobody takes a held upload over
+    imstags_openstack.image.wait_for_status(
+        imstags_openstack.image.get_image(image_id), "active", failures=["killed"], wait=60
+    )
+    assert image_facts(imstags_openstack, image_id) == (
+        "active",
+        len(DATA),
+        hashlib.md5(DATA).hexdigest(),  # noqa: S324  # Glance's checksum
+    )
+    assert faults.get(rule["id"])["fired"] == 1
+    fired = f"fault rule {rule['id']} fired: hold 2s on PUT /v2/images/{{image_id}}/file"
+    assert fired in imstags_server.log()
+    other = new_image(imstags_openstack)  # the rule is spent: the next upload is as usual
+    assert put_data(imstags_openstack, other) == 204
+    assert image_facts(imstags_openstack, other)[0] == "active"
+
+
+# openstacksdk opens the file itself and leaves closing it to the garbage collector.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_openstacksdk_create_image_times_out_on_a_long_hold(imstags_openstack, faults, tmp_path):
+    faults.add(operation=UPLOAD, hold=600, times=1)
+    path = tmp_path / "disk.raw"
+    path.write_bytes(DATA)
+    with pytest.raises(ResourceTimeout):
+        imstags_openstack.create_image(
+            "waited", filename=str(path), disk_format="raw", container_format="bare",
+            wait=True, timeout=2, use_import=False,
+        )  # fmt: skip
+    assert list(imstags_openstack.image.images()) == []  # openstacksdk deletes what timed out
+
+
+def test_kill_rule_leaves_the_image_killed_without_data(imstags_server, imstags_openstack, faults):
+    rule = faults.add(operation=UPLOAD, kill=True, times=1)
+    image_id = new_image(imstags_openstack)
+    assert put_data(imstags_openstack, image_id) == 204
+    assert image_facts(imstags_openstack, image_id) == ("killed", None, None)
+    with pytest.raises(ResourceFailure):
+        imstags_openstack.image.wait_for_status(
+            imstags_openstack.image.get_image(image_id), "active", failures=["killed"], wait=30
+        )
+    download = imstags_openstack.image.get(f"/images/{image_id}/file", raise_exc=False)
+    assert (download.status_code, download.content) == (204, b"")
+    assert put_data(imstags_openstack, image_id) == 409  # killed is final
+    assert image_facts(imstags_openstack, image_id) == ("killed", None, None)
+    assert faults.get(rule["id"])["fired"] == 1
+    fired = f"fault rule {rule['id']} fired: kill on PUT /v2/images/{{image_id}}/file"
+    assert fired in imstags_server.log()
+    imstags_openstack.image.delete_image(image_id)
+    assert list(imstags_openstack.image.images()) == []
+
+
+def test_status_rules_match_uploads_of_their_project_only(
+    imstags_project: TestProject, imstags_openstack, faults
+):
+    elsewhere = faults.add(kill=True, project="another-project")
+    anywhere = faults.add(kill=True, times=1)
+    assert list(imstags_openstack.image.images()) == []  # not an upload: no rule draws
+    assert faults.get(anywhere["id"])["matched"] == 0
+    first, second = new_image(imstags_openstack), new_image(imstags_openstack)
+    assert put_data(imstags_openstack, first) == 204
+    assert put_data(imstags_openstack, second) == 204
+    assert image_facts(imstags_openstack, first)[0] == "killed"
+    assert image_facts(imstags_openstack, second)[0] == "active"  # times=1
+    assert faults.get(elsewhere["id"])["matched"] == 0
+    assert faults.get(anywhere["id"])["fired"] == 1
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [{"hold": 1, "kill": True}, {"kill": True, "status": 503}, {"hold": 2, "drop": True},
+     {"hold": -1}, {"kill": "yes"}],
+)  # fmt: skip
+def test_bad_status_rules_are_refused(imstags_server, faults, rule):
+    with pytest.raises(AdminError) as refused:
+        faults.add(**rule)
+    assert refused.value.status == 400
+    assert faults.list() == []

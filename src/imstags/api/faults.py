@@ -11,7 +11,8 @@ A fired rule acts before the handler runs: a delay (then the request goes on, un
 also fails it), an error response ``{"error": {"code", "message"}}`` with the rule's status and
 code, or a dropped connection: the response head goes out and the connection closes before the
 body, which clients report as a broken connection (an ASGI app cannot close the socket before
-the head).
+the head). A status rule (``hold`` or ``kill``) is left in the scope for the upload's handler,
+which passes it to its service (:func:`status_fault`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imstags.api.openapi import api_routes
 from imstags.api.responses import JsonResponse, error_body
-from imstags.services.faults import FaultBook, RequestFacts, log_fired
+from imstags.services.faults import FaultBook, RequestFacts, StatusFault, log_fired
+
+STATUS_FAULT_SCOPE_KEY = "imstags.status_fault"
+
+
+def status_fault(scope: Scope) -> StatusFault | None:
+    """The status rule that fired for this upload, if one did."""
+    fault = scope.get(STATUS_FAULT_SCOPE_KEY)
+    return fault if isinstance(fault, StatusFault) else None
 
 
 class FaultInjectionMiddleware:
@@ -72,6 +81,8 @@ class FaultInjectionMiddleware:
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", b"2")]})  # fmt: skip
             return  # the server closes a connection whose response was left unfinished
+        if rule.status_fault is not None:  # the upload's service applies it
+            scope[STATUS_FAULT_SCOPE_KEY] = rule.status_fault
         if rule.status is not None:
             response = JsonResponse(error_body(rule.code, rule.message), status_code=rule.status)
             await response(scope, receive, send)

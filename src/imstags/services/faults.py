@@ -32,11 +32,21 @@ log = logging.getLogger("imstags.faults")
 RULE_FIELDS = frozenset(
     {
         "id", "operation", "method", "project", "tag_key", "status", "code", "message",
-        "delay", "drop", "probability", "times", "seed",
+        "delay", "drop", "hold", "kill", "probability", "times", "seed",
     }
 )  # fmt: skip
 MAX_DELAY_SECONDS = 600.0
 MAX_RULES = 1000
+UPLOAD_OPERATION = "upload_image_data"  # the handler that status rules act on
+
+
+@dataclass(frozen=True)
+class StatusFault:
+    """What a fired status rule does to an upload: hold the image ``saving`` for ``hold``
+    seconds after its data is stored, or make it ``killed`` (its data discarded)."""
+
+    hold: float = 0.0
+    kill: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,8 @@ class FaultRule:
     message: str = "Injected fault."
     delay: float = 0.0
     drop: bool = False
+    hold: float = 0.0
+    kill: bool = False
     probability: float = 1.0
     times: int | None = None
     seed: int | None = None
@@ -67,7 +79,14 @@ class FaultRule:
     fired: int = 0
     _random: random.Random = field(default_factory=random.Random, repr=False)
 
+    @property
+    def status_fault(self) -> StatusFault | None:
+        """The upload's status effect, or None for the request effects."""
+        return StatusFault(self.hold, self.kill) if self.hold or self.kill else None
+
     def matches(self, facts: RequestFacts) -> bool:
+        if self.status_fault is not None and UPLOAD_OPERATION not in facts.operations:
+            return False  # status rules act on image data uploads only
         return (
             (self.method is None or self.method == facts.method)
             and (self.operation is None or self.operation in facts.operations)
@@ -79,7 +98,8 @@ class FaultRule:
             "id": self.id, "operation": self.operation, "method": self.method,
             "project": self.project, "tag_key": self.tag_key, "status": self.status,
             "code": self.code, "message": self.message, "delay": self.delay, "drop": self.drop,
-            "probability": self.probability, "times": self.times, "seed": self.seed,
+            "hold": self.hold, "kill": self.kill, "probability": self.probability,
+            "times": self.times, "seed": self.seed,
             "matched": self.matched, "fired": self.fired,
         }  # fmt: skip
         return shown
@@ -104,14 +124,20 @@ def parse_rule(raw: object) -> FaultRule:
         message=_text(raw.get("message", "Injected fault."), "message", 1024),
         delay=_number(raw.get("delay", 0.0), "delay", 0.0, MAX_DELAY_SECONDS),
         drop=_flag(raw.get("drop", False), "drop"),
+        hold=_number(raw.get("hold", 0.0), "hold", 0.0, MAX_DELAY_SECONDS),
+        kill=_flag(raw.get("kill", False), "kill"),
         probability=_number(raw.get("probability", 1.0), "probability", 0.0, 1.0),
         times=_optional_int(raw.get("times"), "times", 0, 2**31),
         seed=_optional_int(raw.get("seed"), "seed", -(2**63), 2**63),
     )
     if rule.status is not None and rule.drop:
         raise BadRequest("a fault rule answers with a status or drops the connection, not both")
-    if rule.status is None and not rule.drop and not rule.delay:
-        raise BadRequest("a fault rule needs an effect: status, delay or drop")
+    if rule.status_fault is not None and (rule.status is not None or rule.drop):
+        raise BadRequest("a fault rule holds or kills an upload, or fails it, not both")
+    if rule.hold and rule.kill:
+        raise BadRequest("a fault rule holds an upload or kills it, not both")
+    if rule.status is None and not rule.drop and not rule.delay and rule.status_fault is None:
+        raise BadRequest("a fault rule needs an effect: status, delay, drop, hold or kill")
     rule._random = random.Random(rule.seed)  # noqa: S311  # reproducible draws, not secrets
     return rule
 
@@ -218,7 +244,13 @@ def load_rules(path: Path) -> list[FaultRule]:
 
 
 def log_fired(rule: FaultRule, method: str, route: str, request_id: str | None) -> None:
-    effect = "drop" if rule.drop else f"{rule.status} {rule.code}" if rule.status else "delay"
+    effect = (
+        "drop" if rule.drop
+        else f"{rule.status} {rule.code}" if rule.status
+        else "kill" if rule.kill
+        else f"hold {rule.hold:g}s" if rule.hold
+        else "delay"
+    )  # fmt: skip
     log.warning(
         "fault rule %s fired: %s%s on %s %s [%s]",
         rule.id,

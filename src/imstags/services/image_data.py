@@ -9,6 +9,7 @@ transaction: no transaction stays open while data flows.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +28,7 @@ from imstags.errors import (
     ImsError,
     ServiceUnavailable,
 )
+from imstags.services.faults import StatusFault
 from imstags.services.threads import run_blocking
 from imstags.services.writes import WriteRunner
 from imstags.storage.database import Database
@@ -58,6 +60,11 @@ class ImageDataService:
         self._writes = writes
         self._store = store
         self._max = max_image_bytes
+        self._held: set[str] = set()  # images a hold rule keeps ``saving``, data stored
+        self._holds: set[asyncio.Task[None]] = set()
+
+    def _uploading(self, image_id: str) -> bool:
+        return image_id in self._held or self._store.is_uploading(image_id)
 
     async def reclaim_interrupted(self) -> list[str]:
         """At start-up: delete partial data nobody writes any more, and put each image whose
@@ -77,7 +84,7 @@ class ImageDataService:
         await run_blocking(self._store.reclaim)
         requeued: list[str] = await self._writes.run(
             self._db.write,
-            lambda session: lifecycle.requeue_interrupted_tx(session, self._store.is_uploading),
+            lambda session: lifecycle.requeue_interrupted_tx(session, self._uploading),
         )
         for image_id in requeued:
             await run_blocking(self._store.delete, image_id)
@@ -91,14 +98,19 @@ class ImageDataService:
         *,
         declared_length: int | None,
         body_check: Callable[[str], None] | None,
+        status_fault: StatusFault | None = None,
     ) -> None:
         """Store the data and make the image ``active``; on any failure (too large, cut off,
         ``body_check`` refusing the data's SHA-256, a fault) the image goes back to ``queued``
-        and nothing of the data stays. No data at all leaves a queued image as it was."""
+        and nothing of the data stays. No data at all leaves a queued image as it was.
+
+        ``status_fault`` (a fired fault rule): ``kill`` discards the received data and makes the
+        image ``killed``; ``hold`` stores it, answers, and makes the image ``active`` only
+        ``hold`` seconds later (``saving`` meanwhile, and no other upload may take over)."""
         _check_id(image_id)
         await self._writes.run(
             self._db.write,
-            lambda s: lifecycle.begin_upload_tx(s, project_id, image_id, self._store.is_uploading),
+            lambda s: lifecycle.begin_upload_tx(s, project_id, image_id, self._uploading),
         )
         partial: PartialUpload | None = None
         stored = False
@@ -114,8 +126,18 @@ class ImageDataService:
             if digest.size == 0:
                 await self._clean_up(project_id, image_id, partial, stored=False)
                 return
+            if status_fault is not None and status_fault.kill:
+                await run_blocking(partial.abort)
+                partial = None
+                await self._writes.run(
+                    self._db.write, lambda s: lifecycle.kill_upload_tx(s, project_id, image_id)
+                )
+                return
             await run_blocking(partial.commit)
             stored = True
+            if status_fault is not None and status_fault.hold:
+                self._hold(project_id, image_id, digest, status_fault.hold)
+                return
             await self._writes.run(
                 self._db.write,
                 lambda s: lifecycle.finish_upload_tx(s, project_id, image_id, digest),
@@ -126,6 +148,34 @@ class ImageDataService:
             if isinstance(exc, OSError):
                 raise _store_error(exc) from exc
             raise
+
+    def _hold(
+        self, project_id: str, image_id: str, digest: lifecycle.DataDigest, seconds: float
+    ) -> None:
+        """Make the image ``active`` ``seconds`` from now, in a task of this process (a process
+        that stops meanwhile leaves it ``saving``: the next start puts it back to ``queued``)."""
+        self._held.add(image_id)
+        task = asyncio.get_running_loop().create_task(
+            self._finish_later(project_id, image_id, digest, seconds)
+        )
+        self._holds.add(task)
+        task.add_done_callback(self._holds.discard)
+
+    async def _finish_later(
+        self, project_id: str, image_id: str, digest: lifecycle.DataDigest, seconds: float
+    ) -> None:
+        try:
+            await anyio.sleep(seconds)
+            await self._writes.run(
+                self._db.write,
+                lambda s: lifecycle.finish_upload_tx(s, project_id, image_id, digest),
+            )
+        except Exception:
+            log.warning("a held upload of %s could not finish", image_id, exc_info=True)
+            with anyio.CancelScope(shield=True):
+                await self._clean_up(project_id, image_id, None, stored=True)
+        finally:
+            self._held.discard(image_id)
 
     async def _receive(
         self, chunks: AsyncIterator[bytes], partial: PartialUpload, with_sha256: bool

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from imstags.api.deps import ImageDataDep, ImagesDep
+from imstags.api.faults import status_fault
 from imstags.api.openstack.documents import ImageDocument, render_image
 from imstags.api.openstack.schemas import image_schema
 from imstags.api.responses import ERROR_RESPONSES, JsonResponse, no_content
@@ -217,6 +218,7 @@ async def upload_image_data(
         _body_chunks(request),
         declared_length=_declared_length(request),
         body_check=caller.body_check,
+        status_fault=status_fault(request.scope),
     )
     return no_content()
 

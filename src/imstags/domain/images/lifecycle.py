@@ -4,6 +4,8 @@
 hashes known). An upload that fails or is cut off goes back to ``queued``, and so does one
 whose process died (found ``saving`` with nobody writing). ``active`` <-> ``deactivated``
 through the deactivate/reactivate actions; a deactivated image's data cannot be downloaded.
+``saving`` -> ``killed`` only by a fault injection ``kill`` rule: the data is discarded, and a
+killed image is final (no upload, no (de/re)activation; it can be deleted), as in Glance.
 Every function named ``*_tx`` runs in a write transaction that a service opened and takes
 the image's write lock first, so two uploads of one image cannot both start.
 """
@@ -27,6 +29,7 @@ QUEUED = "queued"
 SAVING = "saving"
 ACTIVE = "active"
 DEACTIVATED = "deactivated"
+KILLED = "killed"
 HASH_ALGORITHM = "sha512"  # Glance's default os_hash_algo
 
 
@@ -111,6 +114,16 @@ def finish_upload_tx(
     image.status = ACTIVE
     image.updated_at = utcnow()
     return ImageRecord(image, image_tags(session, image_id))
+
+
+def kill_upload_tx(session: Session, project_id: str, image_id: str) -> None:
+    """``saving`` -> ``killed`` without data (a ``kill`` fault rule); the image must still be
+    ``saving``: deleted meanwhile it is a 404."""
+    image = lock_image(session, project_id, image_id)
+    if image.status != SAVING:
+        raise ImageStatusConflict(f"The image is {image.status}, no longer {SAVING}.")
+    image.status = KILLED
+    image.updated_at = utcnow()
 
 
 def abort_upload_tx(session: Session, project_id: str, image_id: str) -> None:
