@@ -91,6 +91,20 @@ def test_seeded_probability_gives_the_same_count_every_time(imstags_server, faul
     assert 50 < expected < 150
 
 
+def test_fired_faults_are_counted_in_the_metrics_by_effect(imstags_server, faults):
+    def injected(effect: str) -> float:
+        text = httpx.get(imstags_server.base_url + "/metrics", timeout=30).text
+        line = f'imstags_faults_injected_total{{effect="{effect}"}} '
+        found = [row for row in text.splitlines() if row.startswith(line)]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    before = injected("status")
+    faults.add(operation="Querying All Image Tags", status=503, times=2)
+    statuses = [unsigned(imstags_server, "GET", "/v2/p/images/tags") for _ in range(3)]
+    assert statuses == [503, 503, 401]
+    assert injected("status") == before + 2
+
+
 def test_count_limit_stops_the_rule(imstags_server, faults):
     faults.add(operation="Querying All Image Tags", status=503, times=3)
     statuses = [unsigned(imstags_server, "GET", "/v2/p/images/tags") for _ in range(10)]

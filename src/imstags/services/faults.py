@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from imstags.errors import BadRequest, NotFound
+from imstags.services import metrics
 from imstags.services.documents import read_document
 
 log = logging.getLogger("imstags.faults")
@@ -251,6 +252,7 @@ def log_fired(rule: FaultRule, method: str, route: str, request_id: str | None) 
         else f"hold {rule.hold:g}s" if rule.hold
         else "delay"
     )  # fmt: skip
+    metrics.FAULTS_INJECTED.labels(effect.split(" ", 1)[0] if not rule.status else "status").inc()
     log.warning(
         "fault rule %s fired: %s%s on %s %s [%s]",
         rule.id,

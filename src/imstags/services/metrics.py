@@ -62,6 +62,11 @@ SUMMARY_CACHE = Counter(
 SUMMARY_REBUILDS = Counter(
     "imstags_summary_rebuilds", "Core endpoint summary bodies built from the tag aggregate."
 )
+FAULTS_INJECTED = Counter(
+    "imstags_faults_injected",
+    "Requests a fault-injection rule acted on, by effect (status, drop, delay, hold, kill).",
+    ("effect",),
+)
 WRITES = Counter(
     "imstags_writes",
     "Write transactions by outcome: committed, refused (a 4xx rule) or failed; and retried "
