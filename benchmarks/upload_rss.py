@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import psutil
 from cryptography.fernet import Fernet
-from tests.support.openstack import keystone_session, make_user
+from tests.support.openstack import OpenStackUser, keystone_session, make_user
 from tests.support.server import start_server
 
 from imstags.settings import Settings
@@ -91,8 +91,10 @@ def main() -> None:
             run(server.base_url, server.process.pid, user, args)
 
 
-def run(base_url: str, pid: int, user: object, args: argparse.Namespace) -> None:
-    token = keystone_session(base_url, user).get_token()  # type: ignore[arg-type]
+def run(base_url: str, pid: int, user: OpenStackUser, args: argparse.Namespace) -> None:
+    token = keystone_session(base_url, user).get_token()
+    if token is None:
+        raise SystemExit("the server issued no token")
     headers = {"X-Auth-Token": token}
     sampler_idle = RssSampler(pid)
     with httpx.Client(base_url=base_url, headers=headers, timeout=args.timeout) as client:
