@@ -40,6 +40,15 @@ def create_credential_tx(
     check_project_id(project_id)
     access = "".join(secrets.choice(_AK_ALPHABET) for _ in range(AK_LENGTH))
     secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(SK_LENGTH))
+    store_credential_tx(session, box, access, secret, project_id, description)
+    return IssuedCredential(access, secret, project_id)
+
+
+def store_credential_tx(
+    session: Session, box: SecretBox, access: str, secret: str, project_id: str, description: str
+) -> None:
+    """Add one AK/SK pair, its secret sealed: the one place a credential row is written
+    (new pairs here, given pairs by the emulator's seed)."""
     session.add(
         Credential(
             access=access,
@@ -49,7 +58,6 @@ def create_credential_tx(
             created_at=datetime.now(UTC),
         )
     )
-    return IssuedCredential(access, secret, project_id)
 
 
 def list_credentials(session: Session, project_id: str | None = None) -> list[StoredCredential]:

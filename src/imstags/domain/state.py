@@ -33,6 +33,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from imstags.domain.bulk_import import BatchRejected, ImportLine, LineParser, write_batch
+from imstags.domain.credentials import store_credential_tx
 from imstags.domain.identity import DOMAIN_ID, USER_NAME_MAX_LENGTH, create_user_tx
 from imstags.domain.projects import check_project_id, name_project_tx
 from imstags.domain.secrets import SecretBox
@@ -128,15 +129,7 @@ def _add_credential(session: Session, box: SecretBox, project_id: str, raw: obje
         raise BadRequest("a credential's description is a string of at most 255 characters")
     if session.get(Credential, access) is not None:
         raise AttributeConflict(f"The access key {access} already exists.")
-    session.add(
-        Credential(
-            access=access,
-            secret_encrypted=box.seal(secret),
-            project_id=project_id,
-            description=description,
-            created_at=_now(),
-        )
-    )
+    store_credential_tx(session, box, access, secret, project_id, description)
 
 
 def _add_user(session: Session, project_id: str, raw: object) -> None:
