@@ -264,17 +264,7 @@ class Authenticator:
         if media in self._unsigned_media and "content-type" in header.signed_headers:
             allow_unsigned_payload = True
         body = await body_source.body() if has_body else b""
-        signed = signing.SignedRequest(
-            method=method,
-            raw_path=(
-                raw_path.decode("latin-1").split("?", 1)[0]
-                if isinstance(raw_path, bytes)
-                else raw_path
-            ),
-            raw_query=raw_query.decode("latin-1"),
-            headers=named,
-            body=body,
-        )
+        signed = _signed_request(method, raw_path, raw_query, named, body)
         project_id = signing.verify(
             signed,
             lambda _access: known,
@@ -335,17 +325,7 @@ class Authenticator:
                 "An AK/SK-signed upload must sign its data: UNSIGNED-PAYLOAD is refused "
                 "(sign the body's SHA-256, or use a token)."
             )
-        signed = signing.SignedRequest(
-            method=method,
-            raw_path=(
-                raw_path.decode("latin-1").split("?", 1)[0]
-                if isinstance(raw_path, bytes)
-                else raw_path
-            ),
-            raw_query=raw_query.decode("latin-1"),
-            headers=named,
-            body=b"",
-        )
+        signed = _signed_request(method, raw_path, raw_query, named, b"")
         header = signing.parse_authorization(named.get("authorization", ""))
         signing.check_date(signed, header, window_seconds=self._window)
         found = self._cached_secret(header.access)
@@ -375,3 +355,18 @@ class Authenticator:
         if claimed is not None and claimed != project_id:
             raise Forbidden("X-Project-Id names another project than the credentials.")
         return Principal(project_id=project_id, method="aksk")
+
+
+def _signed_request(
+    method: str, raw_path: bytes | str, raw_query: bytes, named: dict[str, str], body: bytes
+) -> signing.SignedRequest:
+    """The request as the verifier reads it: the path as sent (still percent-encoded), without
+    its query string."""
+    path = raw_path.decode("latin-1").split("?", 1)[0] if isinstance(raw_path, bytes) else raw_path
+    return signing.SignedRequest(
+        method=method,
+        raw_path=path,
+        raw_query=raw_query.decode("latin-1"),
+        headers=named,
+        body=body,
+    )
