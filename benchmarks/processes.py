@@ -11,10 +11,10 @@ workload W with ``--images`` N images (default 1,000; kept in ``--workdir`` and 
 For each configuration:
 
 1. **Core endpoint** ``GET /v2/{project}/images/tags``, signed by the SDK's signer, pre-signed
-   into a wrk Lua script, ``--connections`` (16) connections: requests/s, p50/p99, and server
-   CPU per request (all the server's processes, from /proc). After a 2 s warm-up, the median of
-   ``--rounds`` runs of ``--duration`` seconds.
-2. **Tag writes** ``POST .../images/{id}/tags/action``, as in ``run.py``: 64 images, each
+   into wrk Lua scripts, ``--connections`` (16) connections in all: requests/s, p50/p99, and
+   server CPU per request. After a 2 s warm-up, the median of ``--rounds`` runs of
+   ``--duration`` seconds.
+2. **Tag writes** ``POST .../images/{id}/tags/action``, as in ``run.py``: 64 images per wrk, each
    creating 3 tags and then deleting them, 64 requests apart, so no two requests in flight touch
    one image and every request changes something. Before each run the images are brought to 7
    tags (untimed); afterwards the bench tags are removed and the core endpoint's body must equal
@@ -34,17 +34,22 @@ For each configuration:
    (and only it) and its ETag differs from the one that connection saw the round before. It
    counts rounds, reads, reads through a process other than the writer's, and violations.
 
-With two instances, wrk can target one port per run: one wrk per instance runs at the same
-time, with half the connections each (16 in all, as for the workers). Their requests/s add up;
-the p50/p99 shown is the larger of the two runs' (both are in the JSON), and CPU per request is
-the two servers' CPU over both runs' requests.
+The client side is the same in every configuration: ``--wrk-processes`` (2) wrk processes
+(``-t1`` each) run at the same time with ``--connections`` split between them (8 + 8). wrk loads
+one port per run, so with two instances each wrk loads one instance; with K workers both load
+the one port. (One wrk for one port against two for two ports would measure the client as much
+as the server: on a busy 2-core machine two wrks get more CPU than one.) The runs' requests/s
+add up; the p50/p99 shown is the larger of the runs' (each is in the JSON); CPU per request is
+the servers' CPU (every process, from /proc) over all the runs' requests.
 
-The machine's load average is printed with the figures: with 2 cores, wrk, K workers and
-PostgreSQL time-share, so throughput does not scale with K; the interesting figures are the
-consistency counts and how throughput behaves, not absolute numbers from a shared machine.
+wrk, the K workers and PostgreSQL share the machine's cores, so throughput cannot grow with K
+past the core count; the 1-minute load average at the start of each configuration is printed
+beside its figures, since other load on the machine moves them.
 
-It uses only the CLI (``imstags serve``, ``credentials create``, ``images import``, ``db
-upgrade``) and HTTP, so it runs against older versions of the service as well.
+It drives the service only through the CLI (``imstags serve``, ``credentials create``,
+``images import``, ``db upgrade``) and HTTP, plus the harness's one ``SELECT`` of image ids from
+the ``images`` table, so it also runs against older versions of the service (to compare before
+and after a change).
 
     .venv/bin/python -m benchmarks.processes \\
         --postgres postgresql://postgres@127.0.0.1:5432/postgres [--sqlite] --json procs.json
@@ -77,7 +82,6 @@ from benchmarks.harness import (
     PYTHON,
     Server,
     Target,
-    WrkResult,
     ensure_wrk,
     free_port,
     image_ids,
@@ -378,37 +382,46 @@ def all_workers_serving(endpoints: list[Endpoint], ak: str, sk: str) -> None:
 
 
 def wrk_together(
-    wrk: str, servers: list[Server], scripts: list[Path], *, connections: int, duration: int
+    wrk: str,
+    clients: list[Server],
+    scripts: list[Path],
+    *,
+    connections: int,
+    duration: int,
 ) -> dict[str, Any]:
-    """One wrk per server at the same time, ``connections`` split between them."""
-    each = max(1, connections // len(servers))
-    with ThreadPoolExecutor(len(servers)) as pool:
+    """One wrk per entry of ``clients`` (the server it loads), all at the same time, with
+    ``connections`` split between them. The server CPU per request is that of every server
+    (each counted once) over the requests of all the runs."""
+    servers = list({id(server): server for server in clients}.values())
+    each = max(1, connections // len(clients))
+    cpu_before = sum(server.cpu_seconds() for server in servers)
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(clients)) as pool:
         runs = list(
             pool.map(
                 lambda pair: run_wrk(wrk, pair[0].base_url, connections=each,
-                                     duration=duration, script=pair[1], server=pair[0]),
-                zip(servers, scripts, strict=True),
+                                     duration=duration, script=pair[1]),
+                zip(clients, scripts, strict=True),
             )
         )  # fmt: skip
-    return combine(runs)
-
-
-def combine(runs: list[WrkResult]) -> dict[str, Any]:
+    elapsed = time.monotonic() - started
+    cpu = sum(server.cpu_seconds() for server in servers) - cpu_before
     total = sum(run.requests_per_s for run in runs)
-    combined: dict[str, Any] = {
+    return {
         "requests_per_s": total,
         "p50_ms": max(run.p50_ms for run in runs),
         "p99_ms": max(run.p99_ms for run in runs),
         "non_2xx": sum(run.non_2xx for run in runs),
         "errors": sum(run.errors for run in runs),
-        "server_cpu_us_per_request": sum(
-            run.server_cpu_us_per_request * run.requests_per_s for run in runs
-        )
-        / max(total, 1e-9),
+        # wrk's requests/s is over its own -d; the CPU is over the whole window (start-up
+        # included), so this slightly overstates the cost per request, alike for every row.
+        "server_cpu_us_per_request": cpu * 1e6 / max(total * duration, 1e-9),
+        "window_s": elapsed,
+        "per_wrk": [
+            {**run.as_dict(), "server": server.base_url}
+            for run, server in zip(runs, clients, strict=True)
+        ],
     }
-    if len(runs) > 1:
-        combined["per_instance"] = [run.as_dict() for run in runs]
-    return combined
 
 
 def median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -490,35 +503,43 @@ def measure_configuration(
 ) -> dict[str, Any]:
     ak, sk = credential["access"], credential["secret"]
     log = args.workdir / "processes-server.log"
-    figures: dict[str, Any] = {"instances": instances, "workers_per_instance": workers}
+    figures: dict[str, Any] = {
+        "instances": instances,
+        "workers_per_instance": workers,
+        "load_average_before": _load_average(),
+    }
     with ExitStack() as stack:
         servers = [stack.enter_context(serve_cli(env, target, workers, log))
                    for _ in range(instances)]  # fmt: skip
         endpoints = [Endpoint(s.base_url, s.process.pid, workers) for s in servers]
         all_workers_serving(endpoints, ak, sk)
+        # The same client side for every configuration: --wrk-processes wrk processes, spread
+        # round-robin over the instances; each its own pre-signed script (the Host is signed).
+        clients = [servers[i % len(servers)] for i in range(args.wrk_processes)]
         core_path = f"/v2/{PROJECT}/images/tags"
         core_scripts = [
             lua_requests(args.workdir / f"procs-core-{i}.lua",
                          [("GET", core_path, signed_headers("GET", s.base_url + core_path, ak,
                                                              sk), b"")])
-            for i, s in enumerate(servers)
+            for i, s in enumerate(clients)
         ]  # fmt: skip
-        wrk_together(wrk, servers, core_scripts, connections=args.connections, duration=2)
+        wrk_together(wrk, clients, core_scripts, connections=args.connections, duration=2)
         figures["core"] = median_runs(
-            [wrk_together(wrk, servers, core_scripts, connections=args.connections,
+            [wrk_together(wrk, clients, core_scripts, connections=args.connections,
                           duration=args.duration) for _ in range(args.rounds)]
         )  # fmt: skip
 
-        groups = [ids[i * WRITE_IMAGES : (i + 1) * WRITE_IMAGES] for i in range(instances)]
+        # Each wrk process writes to its own 64 images, so that no two clients touch one image.
+        groups = [ids[i * WRITE_IMAGES : (i + 1) * WRITE_IMAGES] for i in range(len(clients))]
         write_scripts = [
             write_script(args.workdir / f"procs-writes-{i}.lua", s.base_url, ak, sk, group)
-            for i, (s, group) in enumerate(zip(servers, groups, strict=True))
+            for i, (s, group) in enumerate(zip(clients, groups, strict=True))
         ]
         runs = []
         exact = True
         for _ in range(args.rounds):
             tidy_images(servers[0].base_url, ak, sk, ids)
-            runs.append(wrk_together(wrk, servers, write_scripts, connections=args.connections,
+            runs.append(wrk_together(wrk, clients, write_scripts, connections=args.connections,
                                      duration=args.duration))  # fmt: skip
             tidy_images(servers[0].base_url, ak, sk, ids)
             exact &= all(core_body(s.base_url, ak, sk) == baseline for s in servers)
@@ -539,8 +560,8 @@ def table(results: dict[str, Any]) -> str:
     rows = [
         "| database | configuration | core req/s | core p50 / p99 ms | core CPU µs/req "
         "| writes req/s | writes p50 / p99 ms | aggregate exact | rounds | reads (cross-process) "
-        "| violations | connections per process |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
+        "| violations | connections per process | load avg (1 min) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: |",
     ]
     for database, configurations in results["databases"].items():
         for name, f in configurations.items():
@@ -557,7 +578,7 @@ def table(results: dict[str, Any]) -> str:
                 f"| {check['violations']} "
                 f"| {'/'.join(str(n) for n in sorted(check['connections_per_process'].values()))}"
                 + (f" ({failed:.0f} failed requests)" if failed else "")
-                + " |"
+                + f" | {f['load_average_before'].split()[0]} |"
             )
     lines = ["\n".join(rows)]
     for database, configurations in results["databases"].items():
@@ -566,6 +587,11 @@ def table(results: dict[str, Any]) -> str:
                 lines.append(f"{database}, {name}: {violation}")
     lines.append(f"load average before / after: {results['load_before']} / {results['load_after']}")
     return "\n".join(lines)
+
+
+def _load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages: figures from a busy machine say so."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -579,7 +605,11 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per figure (median)")
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=16, help="in all, over the wrks")
+    parser.add_argument(
+        "--wrk-processes", type=int, default=2,
+        help="wrk processes (-t1 each) per run, in every configuration (at least 2)",
+    )  # fmt: skip
     parser.add_argument("--checks", type=int, default=200, help="consistency rounds")
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "imstags-bench"
@@ -593,8 +623,10 @@ def main() -> None:
     unknown = [name for name in names if name not in CONFIGURATIONS]
     if unknown:
         parser.error(f"unknown configurations: {unknown}")
-    if args.images < 2 * WRITE_IMAGES:
-        parser.error(f"--images must be at least {2 * WRITE_IMAGES}")
+    if args.wrk_processes < max(instances for instances, _ in CONFIGURATIONS.values()):
+        parser.error("--wrk-processes must be at least the number of instances (2)")
+    if args.images < args.wrk_processes * WRITE_IMAGES:
+        parser.error(f"--images must be at least {args.wrk_processes * WRITE_IMAGES}")
 
     wrk = ensure_wrk()
     env = server_env(args.workdir)
@@ -609,9 +641,9 @@ def main() -> None:
         f"Python {platform.python_version()}",
         "command": " ".join(sys.argv),
         "workload": f"W: 1 project, {args.images} images, 10 tags each, seed 1",
-        "wrk": f"-t1, {args.connections} connections in all, -d{args.duration}s, median of "
-        f"{args.rounds} runs",
-        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "wrk": f"{args.wrk_processes} wrk processes at once (-t1 each), {args.connections} "
+        f"connections in all, -d{args.duration}s, median of {args.rounds} runs",
+        "load_before": _load_average(),
         "databases": {},
     }
     for target in targets:
@@ -621,7 +653,7 @@ def main() -> None:
         credential = json.loads(
             imstags(target_env, "credentials", "create", "--project-id", PROJECT).stdout
         )
-        ids = image_ids(target, 2 * WRITE_IMAGES)
+        ids = image_ids(target, args.wrk_processes * WRITE_IMAGES)
         with serve_cli(env, target, 1, args.workdir / "processes-server.log") as server:
             tidy_images(server.base_url, credential["access"], credential["secret"], ids)
             baseline = core_body(server.base_url, credential["access"], credential["secret"])
@@ -634,7 +666,7 @@ def main() -> None:
                 wrk, env, target, credential, ids, baseline, args, instances, workers
             )
             args.json.write_text(json.dumps(results, indent=2))
-    results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    results["load_after"] = _load_average()
     print(table(results))
     args.json.write_text(json.dumps(results, indent=2))
     print(f"figures written to {args.json}", file=sys.stderr)
