@@ -152,6 +152,32 @@ def owner_pid(server_pids: list[int], server_port: int, client_port: int) -> int
     return None
 
 
+def connections_by_process(server: Server) -> list[int]:
+    """How many established connections to ``server``'s port each of its processes holds,
+    largest first (the spread of a wrk run's connections over the workers)."""
+    port = int(server.base_url.rsplit(":", 1)[1])
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":  # ESTABLISHED
+            established.add(f"socket:[{fields[9]}]")
+    counts = []
+    for pid in process_tree(server.process.pid):
+        held = 0
+        try:
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in descriptors:
+            try:
+                held += os.readlink(fd) in established
+            except OSError:
+                continue
+        if held:
+            counts.append(held)
+    return sorted(counts, reverse=True)
+
+
 # --- signed keep-alive connections --------------------------------------------------------------
 
 
@@ -397,13 +423,14 @@ def wrk_together(
     cpu_before = sum(server.cpu_seconds() for server in servers)
     started = time.monotonic()
     with ThreadPoolExecutor(len(clients)) as pool:
-        runs = list(
-            pool.map(
-                lambda pair: run_wrk(wrk, pair[0].base_url, connections=each,
-                                     duration=duration, script=pair[1]),
-                zip(clients, scripts, strict=True),
-            )
+        pending = pool.map(
+            lambda pair: run_wrk(wrk, pair[0].base_url, connections=each,
+                                 duration=duration, script=pair[1]),
+            zip(clients, scripts, strict=True),
         )  # fmt: skip
+        time.sleep(min(1.0, duration / 2))  # wrk has opened its connections by now
+        spread = [connections_by_process(server) for server in servers]
+        runs = list(pending)
     elapsed = time.monotonic() - started
     cpu = sum(server.cpu_seconds() for server in servers) - cpu_before
     total = sum(run.requests_per_s for run in runs)
@@ -417,6 +444,9 @@ def wrk_together(
         # included), so this slightly overstates the cost per request, alike for every row.
         "server_cpu_us_per_request": cpu * 1e6 / max(total * duration, 1e-9),
         "window_s": elapsed,
+        # wrk's connections held by each server process (per instance, largest first): the
+        # kernel, not uvicorn, picks the worker that accepts each, and it need not be even.
+        "wrk_connections_per_process": spread,
         "per_wrk": [
             {**run.as_dict(), "server": server.base_url}
             for run, server in zip(runs, clients, strict=True)
@@ -580,13 +610,24 @@ def table(results: dict[str, Any]) -> str:
                 + (f" ({failed:.0f} failed requests)" if failed else "")
                 + f" | {f['load_average_before'].split()[0]} |"
             )
-    lines = ["\n".join(rows)]
+    lines = ["\n".join(rows), ""]
     for database, configurations in results["databases"].items():
         for name, f in configurations.items():
+            lines.append(
+                f"{database}, {name}: wrk's connections per server process, core / writes: "
+                f"{_spread(f['core'])} / {_spread(f['tag_writes'])}"
+            )
             for violation in f["consistency"]["first_violations"]:
                 lines.append(f"{database}, {name}: {violation}")
     lines.append(f"load average before / after: {results['load_before']} / {results['load_after']}")
     return "\n".join(lines)
+
+
+def _spread(figure: dict[str, Any]) -> str:
+    return " | ".join(
+        "/".join(str(n) for n in counts)
+        for counts in figure["runs"][0]["wrk_connections_per_process"]
+    )
 
 
 def _load_average() -> str:
