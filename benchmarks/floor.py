@@ -19,7 +19,7 @@ import logging
 
 from fastapi import FastAPI, Request, Response
 
-from imstags.api.app import create_app
+from imstags.api.app import create_app, freeze_start_up_objects
 from imstags.cli.serve import run_server
 from imstags.services.tag_summary import SummaryBody
 from imstags.settings import Settings
@@ -51,6 +51,7 @@ def create_floor_app() -> FastAPI:
     logging.basicConfig(level=settings.log_level.upper())
     app = create_app(settings)
     add_floor_route(app)
+    freeze_start_up_objects()  # as create_app_from_environment does for imstags serve
     return app
 
 
