@@ -58,6 +58,7 @@ import httpx
 from benchmarks.harness import (
     PROJECT,
     PYTHON,
+    Server,
     Target,
     _found,
     _ms,
@@ -132,8 +133,8 @@ def trivial_main(port: int, response_file: Path, workdir: Path) -> None:
 
 
 @contextmanager
-def running(cmd: list[str], env: dict[str, str], log: Path, probe: str) -> Iterator[str]:
-    """A server process, its base URL once ``probe`` answers, stopped (its group) at the end."""
+def running(cmd: list[str], env: dict[str, str], log: Path, probe: str) -> Iterator[Server]:
+    """A server process, once ``probe`` answers; stopped (its group) at the end."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with log.open("ab") as out:
@@ -152,7 +153,7 @@ def running(cmd: list[str], env: dict[str, str], log: Path, probe: str) -> Itera
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        yield base
+        yield Server(base, process)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -165,12 +166,19 @@ def running(cmd: list[str], env: dict[str, str], log: Path, probe: str) -> Itera
 # --- wrk --------------------------------------------------------------------------------------
 
 
-def wrk_c1(wrk: str, base: str, script: Path, duration: int) -> dict[str, float]:
-    """One sequential run: p50 and mean latency (ms), requests/s, and answers not 2xx/3xx."""
+def wrk_c1(wrk: str, server: Server, script: Path, duration: int) -> dict[str, float]:
+    """One sequential run: p50 and mean latency (ms), requests/s, answers not 2xx/3xx, and the
+    server's CPU time per request (µs), which the machine's other load disturbs far less than
+    latency."""
     cmd = [wrk, "-t1", "-c1", f"-d{duration}s", "--latency", "--timeout", "5s", "-s", str(script)]
-    out = subprocess.run([*cmd, base], check=True, capture_output=True, text=True).stdout
+    cpu_before = server.cpu_seconds()
+    out = subprocess.run([*cmd, server.base_url], check=True, capture_output=True, text=True)
+    cpu = server.cpu_seconds() - cpu_before
+    out = out.stdout
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = int(_found(r"(\d+) requests in", out).group(1))
     return {
+        "server_cpu_us": cpu * 1e6 / max(total, 1),
         "p50_ms": _ms(_found(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
         "mean_ms": _ms(_found(r"^\s+Latency\s+(\S+)", out, re.M).group(1)),
         "requests_per_s": float(_found(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -283,26 +291,27 @@ def measure(
     response_file = workdir / "trivial-response.json"
     figures: dict[str, Any] = {}
     with running(real_cmd, real_env, log, "/") as real:
-        figures["body_bytes"] = capture_core_response(real, ak, sk, response_file)
+        url = real.base_url
+        figures["body_bytes"] = capture_core_response(url, ak, sk, response_file)
         scripts = {
-            "read": lua_requests(workdir / "rt-read.lua", read_requests(real, ak, sk, 0)),
+            "read": lua_requests(workdir / "rt-read.lua", read_requests(url, ak, sk, 0)),
             "read_distinct": lua_requests(
-                workdir / "rt-read-distinct.lua", read_requests(real, ak, sk, args.distinct)
+                workdir / "rt-read-distinct.lua", read_requests(url, ak, sk, args.distinct)
             ),
-            "write": lua_requests(workdir / "rt-write.lua", write_requests(real, target, ak, sk)),
+            "write": lua_requests(workdir / "rt-write.lua", write_requests(url, target, ak, sk)),
         }
         with running(trivial_cmd, env, log, "/") as trivial:
             servers = {"trivial": trivial, "imstags": real}
             for script in scripts.values():  # warm-up
-                for base in servers.values():
-                    wrk_c1(wrk, base, script, 1)
+                for server in servers.values():
+                    wrk_c1(wrk, server, script, 1)
             runs: dict[str, dict[str, list[dict[str, float]]]] = {
                 kind: {name: [] for name in servers} for kind in scripts
             }
             for _ in range(args.rounds):
                 for kind, script in scripts.items():
-                    for name, base in servers.items():
-                        runs[kind][name].append(wrk_c1(wrk, base, script, args.duration))
+                    for name, server in servers.items():
+                        runs[kind][name].append(wrk_c1(wrk, server, script, args.duration))
     for kind, per_server in runs.items():
         got = {name: medians(r) for name, r in per_server.items()}
         got["ratio_p50"] = got["imstags"]["p50_ms"] / got["trivial"]["p50_ms"]
@@ -314,8 +323,8 @@ def measure(
 def table(results: dict[str, Any]) -> str:
     rows = [
         "| database | request | trivial p50 / mean ms | imstags p50 / mean ms "
-        "| ratio p50 / mean | imstags non-2xx |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| ratio p50 / mean | server CPU µs trivial / imstags | imstags non-2xx |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, figures in results["databases"].items():
         for kind in ("read", "read_distinct", "write"):
@@ -324,7 +333,8 @@ def table(results: dict[str, Any]) -> str:
             rows.append(
                 f"| {name} | {kind.replace('_', ', ')} | {t['p50_ms']:.3f} / {t['mean_ms']:.3f} "
                 f"| {i['p50_ms']:.3f} / {i['mean_ms']:.3f} "
-                f"| {f['ratio_p50']:.2f} / {f['ratio_mean']:.2f} | {i['non_2xx']:.0f} |"
+                f"| {f['ratio_p50']:.2f} / {f['ratio_mean']:.2f} "
+                f"| {t['server_cpu_us']:.0f} / {i['server_cpu_us']:.0f} | {i['non_2xx']:.0f} |"
             )
     return "\n".join(rows)
 
