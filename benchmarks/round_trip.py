@@ -29,8 +29,8 @@ Measured:
     .venv/bin/python -m benchmarks.round_trip \\
         --postgres postgresql://postgres@127.0.0.1:5432/postgres --json round-trip.json
 
-``PYTHONPATH=<other checkout>/src`` measures another version of the server (the benchmark's own
-code and the trivial server stay this checkout's).
+``--baseline-src <other checkout>/src`` also runs that version of the server, in the same
+alternation, so that before and after see the same load on the machine.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -300,8 +300,12 @@ def measure(
             ),
             "write": lua_requests(workdir / "rt-write.lua", write_requests(url, target, ak, sk)),
         }
-        with running(trivial_cmd, env, log, "/") as trivial:
-            servers = {"trivial": trivial, "imstags": real}
+        with ExitStack() as stack:
+            servers = {"trivial": stack.enter_context(running(trivial_cmd, env, log, "/"))}
+            servers["imstags"] = real
+            if args.baseline_src:
+                baseline_env = {**real_env, "PYTHONPATH": str(args.baseline_src)}
+                servers["baseline"] = stack.enter_context(running(real_cmd, baseline_env, log, "/"))
             for script in scripts.values():  # warm-up
                 for server in servers.values():
                     wrk_c1(wrk, server, script, 1)
@@ -313,29 +317,35 @@ def measure(
                     for name, server in servers.items():
                         runs[kind][name].append(wrk_c1(wrk, server, script, args.duration))
     for kind, per_server in runs.items():
-        got = {name: medians(r) for name, r in per_server.items()}
-        got["ratio_p50"] = got["imstags"]["p50_ms"] / got["trivial"]["p50_ms"]
-        got["ratio_mean"] = got["imstags"]["mean_ms"] / got["trivial"]["mean_ms"]
+        got: dict[str, Any] = {name: medians(r) for name, r in per_server.items()}
+        for name in set(per_server) - {"trivial"}:
+            got[name]["ratio_p50"] = got[name]["p50_ms"] / got["trivial"]["p50_ms"]
+            got[name]["ratio_mean"] = got[name]["mean_ms"] / got["trivial"]["mean_ms"]
         figures[kind] = got
     return figures
 
 
 def table(results: dict[str, Any]) -> str:
     rows = [
-        "| database | request | trivial p50 / mean ms | imstags p50 / mean ms "
-        "| ratio p50 / mean | server CPU µs trivial / imstags | imstags non-2xx |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| database | request | server | trivial p50 / mean ms | server p50 / mean ms "
+        "| ratio p50 / mean | server CPU µs trivial / server | server non-2xx |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, figures in results["databases"].items():
         for kind in ("read", "read_distinct", "write"):
-            f = figures[kind]
-            t, i = f["trivial"], f["imstags"]
-            rows.append(
-                f"| {name} | {kind.replace('_', ', ')} | {t['p50_ms']:.3f} / {t['mean_ms']:.3f} "
-                f"| {i['p50_ms']:.3f} / {i['mean_ms']:.3f} "
-                f"| {f['ratio_p50']:.2f} / {f['ratio_mean']:.2f} "
-                f"| {t['server_cpu_us']:.0f} / {i['server_cpu_us']:.0f} | {i['non_2xx']:.0f} |"
-            )
+            t = figures[kind]["trivial"]
+            for server in ("imstags", "baseline"):
+                i = figures[kind].get(server)
+                if i is None:
+                    continue
+                rows.append(
+                    f"| {name} | {kind.replace('_', ', ')} | {server} "
+                    f"| {t['p50_ms']:.3f} / {t['mean_ms']:.3f} "
+                    f"| {i['p50_ms']:.3f} / {i['mean_ms']:.3f} "
+                    f"| {i['ratio_p50']:.2f} / {i['ratio_mean']:.2f} "
+                    f"| {t['server_cpu_us']:.0f} / {i['server_cpu_us']:.0f} "
+                    f"| {i['non_2xx']:.0f} |"
+                )
     return "\n".join(rows)
 
 
@@ -351,6 +361,12 @@ def main() -> None:
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "imstags-bench"
     )
     parser.add_argument("--json", type=Path, default=Path("round-trip.json"))
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="the src directory of another checkout: its server is measured alongside, "
+        "in the same alternation (e.g. the code before a change)",
+    )
     parser.add_argument("--trivial", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
