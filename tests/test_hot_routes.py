@@ -25,6 +25,7 @@ from imstags.api.app import create_app
 from imstags.services import metrics
 from imstags.services.container import Services, build_services
 from imstags.services.faults import parse_rule
+from tests.support.openstack import OpenStackUser, make_user
 from tests.support.signing import sdk_signed_headers
 
 BASE = "http://test"
@@ -43,6 +44,7 @@ class Apps:
     plain: Any
     credential: Any
     other: Any  # a credential of another project
+    user: OpenStackUser  # a Keystone user of the credential's project
     router_calls: list[str] = field(default_factory=list)
 
 
@@ -52,12 +54,14 @@ def apps(settings, db, make_credential) -> Iterator[Apps]:
     services = build_services(with_admin, db)
     lean = create_app(with_admin, services)
     plain = create_app(with_admin, services, hot_routes=False)
+    credential = make_credential(uuid.uuid4().hex)
     found = Apps(
         services,
         lean,
         plain,
+        credential,
         make_credential(uuid.uuid4().hex),
-        make_credential(uuid.uuid4().hex),
+        make_user(db, credential.project_id),
     )
     # Count what reaches the lean app's router: only what the lean path left to FastAPI.
     inner = lean.router.middleware_stack
@@ -107,6 +111,29 @@ async def send(
 def comparable(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
     headers = sorted((k, v) for k, v in response.headers.items() if k not in UNCOMPARED)
     return response.status_code, response.content, headers
+
+
+async def issue_token(apps: Apps) -> str:
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": apps.user.name,
+                        "domain": {"name": "Default"},
+                        "password": apps.user.password,
+                    }
+                },
+            },
+            "scope": {"project": {"id": apps.user.project_id}},
+        }
+    }
+    transport = httpx.ASGITransport(app=apps.plain)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        response = await client.post("/v3/auth/tokens", json=body)
+    assert response.status_code == 201, response.text
+    return response.headers["X-Subject-Token"]
 
 
 async def new_image(apps: Apps) -> str:
@@ -163,6 +190,7 @@ class Case:
     tamper: Callable[[dict[str, str]], dict[str, str]] | None = None
     other_project: bool = False  # the path names another project than the credential's
     unknown_image: bool = False
+    valid_token: bool = False  # a Keystone token instead of the AK/SK signature
     key: str = "gone"
 
 
@@ -206,7 +234,10 @@ CASES = [
     Case("batch other project", "POST", BATCH, _batch("create", NEW), other_project=True),
     Case("batch bad signature", "POST", BATCH, _batch("create", NEW), tamper=_bad_signature),
     Case("batch no credentials", "POST", BATCH, _batch("create", NEW), tamper=_no_credentials),
-    Case("batch token", "POST", BATCH, _batch("create", NEW), tamper=_token),
+    Case("batch bad token", "POST", BATCH, _batch("create", NEW), tamper=_token),
+    Case("batch token", "POST", BATCH, _batch("create", NEW), valid_token=True),
+    Case("batch token other project", "POST", BATCH, _batch("create", NEW), valid_token=True,
+         other_project=True),
     Case("batch X-Project-Id mismatch", "POST", BATCH, _batch("create", NEW),
          headers={"X-Project-Id": "another"}),
     Case("add", "POST", ADD, b'{"tag": {"key": "new", "value": ""}}'),
@@ -229,7 +260,9 @@ CASES = [
     Case("core other project", "GET", CORE, other_project=True),
     Case("core bad signature", "GET", CORE, tamper=_bad_signature),
     Case("core no credentials", "GET", CORE, tamper=_no_credentials),
-    Case("core token", "GET", CORE, tamper=_token),
+    Case("core bad token", "GET", CORE, tamper=_token),
+    Case("core token", "GET", CORE, valid_token=True),
+    Case("delete token", "DELETE", DELETE, valid_token=True),
     Case("core stale If-None-Match", "GET", CORE, headers={"If-None-Match": '"stale"'}),
     Case("core HEAD", "HEAD", CORE, lean=False),
     Case("core OPTIONS", "OPTIONS", CORE, lean=False),
@@ -249,18 +282,29 @@ def test_lean_and_fastapi_answer_alike(apps, case):
             image_id=uuid.uuid4().hex if case.unknown_image else image_id,
             key=case.key,
         )
+        tamper = case.tamper
+        if case.valid_token:
+            token = await issue_token(apps)
+
+            def tamper(headers: dict[str, str]) -> dict[str, str]:
+                return {**_no_credentials(headers), "X-Auth-Token": token}
+
         answers, states = [], []
         for app in (apps.lean, apps.plain):
             await reset_tags(apps, image_id)
             apps.router_calls.clear()
             response = await send(app, apps.credential, case.method, path, case.body,
-                                  headers=case.headers, tamper=case.tamper)  # fmt: skip
+                                  headers=case.headers, tamper=tamper)  # fmt: skip
             if app is apps.lean:
                 assert bool(apps.router_calls) != case.lean, apps.router_calls
             answers.append(comparable(response))
             states.append(await image_tags(apps, image_id))
         assert answers[0] == answers[1]
         assert states[0] == states[1]
+        if case.valid_token:  # the token was accepted: the answer is the route's own
+            assert answers[0][0] == (
+                403 if case.other_project else 200 if case.method == "GET" else 204
+            )
 
     run(apps, script)
 
