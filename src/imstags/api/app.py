@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from imstags import __version__
 from imstags.api.errors import install_error_handlers
 from imstags.api.faults import FaultInjectionMiddleware
+from imstags.api.hot_routes import install_hot_routes
+from imstags.api.ims.tags import HOT_ROUTES
 from imstags.api.metrics import install_metrics
 from imstags.api.middleware import InputLimitsMiddleware, RequestIdMiddleware
 from imstags.api.openapi import install_openapi
@@ -21,11 +23,14 @@ from imstags.services.container import Services, build_services
 from imstags.settings import Settings
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, services: Services | None = None, *, hot_routes: bool = True
+) -> FastAPI:
     """Build the ASGI app. The schema must already be migrated (``imstags db upgrade``).
 
     ``services`` defaults to those :func:`build_services` makes of ``settings``; tests pass
-    their own to share a database.
+    their own to share a database. ``hot_routes=False`` serves every route through FastAPI
+    alone, for tests that compare the lean path (:mod:`imstags.api.hot_routes`) with it.
     """
     services = services or build_services(settings)
 
@@ -51,6 +56,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     include_routers(app)
     observer = install_metrics(app, settings.metrics_access)
     install_openapi(app)
+    # Innermost of all: the lean path runs after every check the middleware below makes.
+    install_hot_routes(app, HOT_ROUTES if hot_routes else ())
     if settings.admin_token or settings.faults_file:
         # Innermost: input limits and the request id apply before a rule is checked.
         app.add_middleware(FaultInjectionMiddleware, book=services.faults)

@@ -30,6 +30,18 @@ def ims_error_response(exc: ImsError) -> JsonResponse:
     return JsonResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=headers)
 
 
+def error_response(exc: Exception) -> JsonResponse | None:
+    """The answer to an exception a handler let out: an ``ImsError`` as it is, a database error
+    as :func:`classify_database_error` names it; None for anything else (a bug: a 500). The
+    framework's handlers and the lean path (:mod:`imstags.api.hot_routes`) both answer
+    through here."""
+    if isinstance(exc, ImsError):
+        return ims_error_response(exc)
+    if isinstance(exc, DATABASE_ERRORS):
+        return ims_error_response(classify_database_error(exc))
+    return None
+
+
 def _describe_validation(exc: RequestValidationError) -> ImsError:
     errors = exc.errors()
     for err in errors:
@@ -43,15 +55,15 @@ def _describe_validation(exc: RequestValidationError) -> ImsError:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ImsError)
-    async def _ims(_request: Request, exc: ImsError) -> JsonResponse:
-        return ims_error_response(exc)
+    async def _answered(_request: Request, exc: Exception) -> JsonResponse:
+        response = error_response(exc)
+        if response is None:  # registered only for the classes error_response answers
+            raise exc
+        return response
 
-    async def _database(_request: Request, exc: Exception) -> JsonResponse:
-        return ims_error_response(classify_database_error(exc))
-
-    for error_class in DATABASE_ERRORS:
-        app.add_exception_handler(error_class, _database)
+    answered: tuple[type[Exception], ...] = (ImsError, *DATABASE_ERRORS)
+    for error_class in answered:
+        app.add_exception_handler(error_class, _answered)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JsonResponse:

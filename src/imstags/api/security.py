@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from starlette.types import Scope
 
 from imstags.errors import Forbidden
-from imstags.services.auth import BodyCheck, Principal, header_value
+from imstags.services.auth import BodyCheck, BodySource, Principal, header_value
 
 
 def raw_header(scope: Scope, name: bytes) -> str | None:
@@ -25,14 +25,20 @@ def raw_header(scope: Scope, name: bytes) -> str | None:
 
 async def authenticated(request: Request) -> Principal:
     """The request's principal; the authenticator gets the request's raw facts."""
-    scope = request.scope
-    authenticator = request.app.state.services.authenticator
+    # The request's body() is awaited only for a signed request that declares a body.
+    return await scope_principal(request.scope, request)
+
+
+async def scope_principal(scope: Scope, body_source: BodySource) -> Principal:
+    """:func:`authenticated` for a request known by its ASGI scope (the lean path,
+    :mod:`imstags.api.hot_routes`, has no Request object)."""
+    authenticator = scope["app"].state.services.authenticator
     principal: Principal = await authenticator.authenticate(
         scope["method"],
         scope.get("raw_path") or scope["path"],
         scope.get("query_string", b""),
         scope["headers"],
-        request,  # its body() is awaited only for a signed request that declares a body
+        body_source,
     )
     return principal
 
@@ -63,6 +69,10 @@ async def project_scope(
     project_id: str, principal: Annotated[Principal, Depends(authenticated)]
 ) -> Principal:
     """The principal, provided the path's ``{project_id}`` is its own project."""
+    return own_project(project_id, principal)
+
+
+def own_project(project_id: str, principal: Principal) -> Principal:
     if project_id != principal.project_id:
         raise Forbidden("The credentials do not grant access to this project.")
     return principal
@@ -77,7 +87,7 @@ async def project_principal(request: Request, project_id: str) -> Principal:
     """What :data:`ProjectScoped` gives, called directly: for the hottest handler, where
     FastAPI's resolution of two nested dependencies costs as much as the check itself. Mark
     such a handler with ``AUTHENTICATES_IN_HANDLER``."""
-    return await project_scope(project_id, await authenticated(request))
+    return own_project(project_id, await authenticated(request))
 
 
 Authenticated = Annotated[Principal, Depends(authenticated)]
