@@ -197,8 +197,14 @@ def sqlite_target(workdir: Path, size: int) -> Target:
 
 
 def postgres_target(server_url: str, size: int) -> Target:
+    """A database per size and per checkout: two checkouts benchmarking against one server
+    (an old commit beside the new one) would otherwise drop each other's database."""
     url = make_url(server_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    return Target("postgresql", url.set(database=f"imstags_bench_{size}").render_as_string(False))
+    name = f"imstags_bench_{size}_{_CHECKOUT}"
+    return Target("postgresql", url.set(database=name).render_as_string(False))
+
+
+_CHECKOUT = re.sub(r"[^a-z0-9]", "_", Path(__file__).resolve().parent.parent.name.lower())[:20]
 
 
 def recreate(target: Target, workdir: Path, size: int) -> None:
