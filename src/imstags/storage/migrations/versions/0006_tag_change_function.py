@@ -14,7 +14,11 @@ the Python write path means (``imstags.domain.tags.change.TagChange`` through
   ``required`` is checked on the current tags first; the limit only when something changes.
 - Counter rows are changed in (key, value) order under COLLATE "C", which is code-point order
   (byte order of UTF-8), the order Python's ``sorted`` gives every other writer: one lock order
-  for all, so no deadlocks between them.
+  for all, so no deadlocks between them. They go in as one ``INSERT ... ORDER BY ... ON
+  CONFLICT`` (increments and decrements alike; the executor takes the rows in the order the
+  sort yields them), then rows left at zero are deleted.
+- Only the statements the change needs run (a plain add: lock, read, diff, insert, counters,
+  version): each statement of a PL/pgSQL function costs the server as much as a small query.
 
 SQLite has no functions of this kind and needs none (its writer is local): nothing is done.
 
@@ -51,9 +55,12 @@ DECLARE
     v_created_at timestamptz;
     v_current jsonb;
     v_desired jsonb;
-    v_left bigint;
+    v_deleted text[];
+    v_updated_keys text[];
+    v_updated_values text[];
+    v_inserted_keys text[];
+    v_inserted_values text[];
     i integer;
-    r record;
 BEGIN
     SELECT images.project_id, images.created_at
     FROM images
@@ -74,7 +81,7 @@ BEGIN
         OR (p_required_value IS NOT NULL AND v_current->>p_required_key <> p_required_value)
     ) THEN
         outcome := 'tag_missing';
-        tag_count := (SELECT count(*) FROM jsonb_object_keys(v_current));
+        tag_count := 0;
         RETURN;
     END IF;
 
@@ -88,8 +95,20 @@ BEGIN
         END IF;
     END LOOP;
 
-    tag_count := (SELECT count(*) FROM jsonb_object_keys(v_desired));
-    IF v_desired = v_current THEN
+    -- The difference, in one pass: keys gone, keys whose value changed, keys new.
+    SELECT count(d.key)::integer,
+           coalesce(array_agg(c.key) FILTER (WHERE d.key IS NULL), '{}'),
+           coalesce(array_agg(d.key) FILTER (WHERE c.value <> d.value), '{}'),
+           coalesce(array_agg(d.value) FILTER (WHERE c.value <> d.value), '{}'),
+           coalesce(array_agg(d.key) FILTER (WHERE c.key IS NULL), '{}'),
+           coalesce(array_agg(d.value) FILTER (WHERE c.key IS NULL), '{}')
+    INTO tag_count, v_deleted, v_updated_keys, v_updated_values,
+         v_inserted_keys, v_inserted_values
+    FROM jsonb_each_text(v_current) AS c
+    FULL JOIN jsonb_each_text(v_desired) AS d ON c.key = d.key;
+
+    IF cardinality(v_deleted) + cardinality(v_updated_keys) + cardinality(v_inserted_keys) = 0
+    THEN
         outcome := 'unchanged';
         RETURN;
     END IF;
@@ -98,49 +117,45 @@ BEGIN
         RETURN;
     END IF;
 
-    DELETE FROM image_tags
-    WHERE image_tags.image_id = p_image_id
-      AND NOT v_desired ? image_tags.key;
-    UPDATE image_tags SET value = d.value
-    FROM jsonb_each_text(v_desired) AS d
-    WHERE image_tags.image_id = p_image_id AND image_tags.key = d.key
-      AND v_current ? d.key AND v_current->>d.key <> d.value;
-    INSERT INTO image_tags (image_id, key, value, project_id, created_at)
-    SELECT p_image_id, d.key, d.value, v_project_id, v_created_at
-    FROM jsonb_each_text(v_desired) AS d
-    WHERE NOT v_current ? d.key;
+    IF cardinality(v_deleted) > 0 THEN
+        DELETE FROM image_tags
+        WHERE image_tags.image_id = p_image_id AND image_tags.key = ANY (v_deleted);
+    END IF;
+    IF cardinality(v_updated_keys) > 0 THEN
+        UPDATE image_tags SET value = u.value
+        FROM unnest(v_updated_keys, v_updated_values) AS u(key, value)
+        WHERE image_tags.image_id = p_image_id AND image_tags.key = u.key;
+    END IF;
+    IF cardinality(v_inserted_keys) > 0 THEN
+        INSERT INTO image_tags (image_id, key, value, project_id, created_at)
+        SELECT p_image_id, u.key, u.value, v_project_id, v_created_at
+        FROM unnest(v_inserted_keys, v_inserted_values) AS u(key, value);
+    END IF;
 
-    FOR r IN
-        SELECT changes.key, changes.value, sum(changes.delta) AS delta
-        FROM (
-            SELECT c.key, c.value, -1 AS delta FROM jsonb_each_text(v_current) AS c
-            WHERE (v_desired->>c.key) IS DISTINCT FROM c.value
-            UNION ALL
-            SELECT d.key, d.value, 1 AS delta FROM jsonb_each_text(v_desired) AS d
-            WHERE (v_current->>d.key) IS DISTINCT FROM d.value
-        ) AS changes
-        GROUP BY changes.key, changes.value
-        HAVING sum(changes.delta) <> 0
-        ORDER BY changes.key COLLATE "C", changes.value COLLATE "C"
-    LOOP
-        IF r.delta > 0 THEN
-            INSERT INTO tag_counts (project_id, key, value, image_count)
-            VALUES (p_project_id, r.key, r.value, r.delta)
-            ON CONFLICT (project_id, key, value)
-            DO UPDATE SET image_count = tag_counts.image_count + excluded.image_count;
-        ELSE
-            v_left := NULL;
-            UPDATE tag_counts SET image_count = image_count + r.delta
-            WHERE tag_counts.project_id = p_project_id
-              AND tag_counts.key = r.key AND tag_counts.value = r.value
-            RETURNING image_count INTO v_left;
-            IF v_left <= 0 THEN
-                DELETE FROM tag_counts
-                WHERE tag_counts.project_id = p_project_id
-                  AND tag_counts.key = r.key AND tag_counts.value = r.value;
-            END IF;
-        END IF;
-    END LOOP;
+    -- Every counter change in one statement, rows taken in (key, value) code-point order.
+    -- A pair is never both removed and added (its key would have two values), so no row is
+    -- touched twice; a decrement meets an existing row (the aggregate is exact).
+    INSERT INTO tag_counts AS counts (project_id, key, value, image_count)
+    SELECT p_project_id, changes.key, changes.value, changes.delta
+    FROM (
+        SELECT c.key, c.value, -1 AS delta FROM jsonb_each_text(v_current) AS c
+        WHERE (v_desired->>c.key) IS DISTINCT FROM c.value
+        UNION ALL
+        SELECT d.key, d.value, 1 AS delta FROM jsonb_each_text(v_desired) AS d
+        WHERE (v_current->>d.key) IS DISTINCT FROM d.value
+    ) AS changes
+    ORDER BY changes.key COLLATE "C", changes.value COLLATE "C"
+    ON CONFLICT (project_id, key, value)
+    DO UPDATE SET image_count = counts.image_count + excluded.image_count;
+    IF cardinality(v_deleted) + cardinality(v_updated_keys) > 0 THEN
+        -- Rows this statement already holds: no new lock, so no new order.
+        DELETE FROM tag_counts
+        WHERE tag_counts.project_id = p_project_id AND tag_counts.image_count <= 0
+          AND (tag_counts.key, tag_counts.value) IN (
+              SELECT c.key, c.value FROM jsonb_each_text(v_current) AS c
+              WHERE (v_desired->>c.key) IS DISTINCT FROM c.value
+          );
+    END IF;
 
     INSERT INTO tag_versions (project_id, version) VALUES (p_project_id, 1)
     ON CONFLICT (project_id) DO UPDATE SET version = tag_versions.version + 1;
