@@ -346,8 +346,8 @@ def test_function_locks_the_image_with_the_orms_statement(db):
     if db.is_sqlite:
         pytest.skip("the function exists on PostgreSQL only")
     lock = image_for_write(
-        literal_column("p_project_id"),
-        literal_column("p_image_id"),
+        literal_column("v_project_id"),
+        literal_column("v_image_id"),
         Image.project_id,
         Image.created_at,
     )
@@ -384,3 +384,56 @@ def test_migration_0006_creates_and_drops_the_function(tmp_path):
         upgrade(url)
         assert present() is (engine.dialect.name == "postgresql")
         engine.dispose()
+
+
+def test_a_change_the_database_refuses_fails_alone_in_its_batch(db):
+    """Given changes sent at once (so batched together on PostgreSQL), one of them with a value
+    the column cannot hold (as no validated request has), when they run, then that one gets the
+    database's error and every other change is written."""
+    if db.is_sqlite:
+        pytest.skip("batches are PostgreSQL's")
+    project = new_project_id()
+    images = [_image(db, project, []) for _ in range(6)]
+
+    async def send() -> list[object]:
+        calls = [
+            db.change_tags(
+                project,
+                image,
+                upserts={"k": "v" * (300 if n == 3 else 1)},
+                removals=(),
+                required=None,
+                max_tags=MAX_TAGS_PER_IMAGE,
+            )
+            for n, image in enumerate(images)
+        ]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    answers = _run(db, send())
+    assert [type(a).__name__ for a in answers] == ["TagChangeOutcome"] * 3 + [
+        "StringDataRightTruncationError"
+    ] + ["TagChangeOutcome"] * 2
+    assert [_tags(db, image) for image in images] == [{"k": "v"}] * 3 + [{}] + [{"k": "v"}] * 2
+    assert_aggregate_exact(db, project)
+
+
+def test_changes_of_one_image_in_one_batch_apply_in_order(db):
+    """Given one image, when many changes of it are sent at once (batched on PostgreSQL), then
+    each sees the ones before it, as one after the other would: the answers and the final tags
+    are those of running them in order."""
+    project = new_project_id()
+    image = _image(db, project, [])
+    service = TagService(db, WriteRunner(db, threads=1, deadline=30))
+    plans = [operations.plan_add_tag(project, image, f"k{n}", "v") for n in range(12)]
+    plans.append(operations.plan_delete_key(project, image, "k0"))
+    plans.append(operations.plan_delete_key(project, image, "k0"))
+
+    async def send() -> list[object]:
+        return await asyncio.gather(
+            *(service._write(plan) for plan in plans), return_exceptions=True
+        )
+
+    answers = [None if a is None else type(a).__name__ for a in _run(db, send())]
+    assert answers == [None] * 10 + ["TagQuotaExceeded"] * 2 + [None, "TagNotFound"]
+    assert _tags(db, image) == {f"k{n}": "v" for n in range(1, 10)}
+    assert_aggregate_exact(db, project)
