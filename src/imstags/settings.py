@@ -61,8 +61,16 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Threads per process running write transactions on PostgreSQL (SQLite "
-        "always uses one). More only pay when the database is far: each tag write waits on "
-        "three round trips.",
+        "always uses one): image and account writes. Tag writes on PostgreSQL use none (see "
+        "write_connections).",
+    )
+    write_connections: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="PostgreSQL connections per process for tag writes, each one statement "
+        "awaited on the event loop. More let more writes wait on the database at once; on a "
+        "nearby server a few keep it busy.",
     )
     database_lock_timeout_seconds: float = Field(
         default=3.0,

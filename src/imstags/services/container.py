@@ -55,6 +55,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         settings.resolved_database_url,
         lock_timeout=settings.database_lock_timeout_seconds,
         statement_timeout=settings.database_statement_timeout_seconds,
+        write_connections=settings.write_connections,
     )
     if settings.metrics_access != "off":
         instrument_database(database)

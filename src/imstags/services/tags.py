@@ -1,7 +1,9 @@
 """Every use case of image tags, whichever API family asks: :class:`TagService`.
 
-Writes run on the writer threads (:mod:`.writes`), each one transaction of the tag write path
-(``Database.write_tags``), after the request's tags were checked on the event loop; reads run
+A write's tags are checked on the event loop, into a :class:`~imstags.domain.tags.change.TagChange`.
+On PostgreSQL the change is one statement awaited on the loop (``Database.change_tags``); on
+SQLite it runs on the writer thread (:mod:`.writes`) as one transaction of the tag write path
+(``Database.write_tags``). Both paths give the same answers. Reads run
 on the shared thread pool (:mod:`.threads`), except the core endpoint's version lookup, which
 is awaited on the event loop. The service owns the core endpoint's body cache.
 """
@@ -14,7 +16,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy.orm import Session
 
 from imstags.domain.tags import operations, query_by_tag, v1_listing
-from imstags.domain.tags.operations import TagWrite
+from imstags.domain.tags.change import TagChange, settle
+from imstags.domain.tags.rules import MAX_TAGS_PER_IMAGE
 from imstags.domain.tags.summary import project_tag_summary
 from imstags.services.tag_summary import SummaryBody, SummaryCache
 from imstags.services.threads import run_blocking
@@ -110,5 +113,19 @@ class TagService:
     async def delete_native_tag(self, project_id: str, image_id: str, tag: str) -> None:
         await self._write(operations.plan_native_delete(project_id, image_id, tag))
 
-    async def _write(self, work: TagWrite) -> None:
-        await self._writes.run(self._db.write_tags, work)
+    async def _write(self, change: TagChange) -> None:
+        if self._db.changes_tags_in_one_statement:
+            await self._writes.run_on_loop(self._change_in_one_statement, change)
+        else:
+            await self._writes.run(self._db.write_tags, change)
+
+    async def _change_in_one_statement(self, change: TagChange) -> bool:
+        outcome = await self._db.change_tags(
+            change.project_id,
+            change.image_id,
+            upserts=change.upserts,
+            removals=change.removals,
+            required=change.required,
+            max_tags=MAX_TAGS_PER_IMAGE,
+        )
+        return settle(change, outcome)

@@ -7,6 +7,10 @@ own, back to back: about a fifth more tag writes a second under load. PostgreSQL
 in parallel, but a write is mostly Python, so a few threads keep the round trips overlapped
 without the contention: 2 threads gave ~890 writes/s where the shared pool gave ~560
 (``write_threads``; benchmarks/run.py, one process, 2 cores shared with the database).
+
+Tag writes on PostgreSQL need no thread at all: they are one statement, awaited on the event
+loop (:meth:`WriteRunner.run_on_loop`), under the same deadline and counted in the same
+metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
@@ -33,6 +37,7 @@ class WriteRunner:
         self._deadline = deadline
         self._writer: ThreadPoolExecutor | None = None  # started on the first write
         self._lock = threading.Lock()
+        self._tasks: set[asyncio.Future[Any]] = set()  # writes awaited on the loop
 
     async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``work(*args, **kwargs)`` off the event loop, on one of the writer threads."""
@@ -81,6 +86,43 @@ class WriteRunner:
         except asyncio.CancelledError:  # the client went away: the write goes on regardless
             future.add_done_callback(_ignore_outcome)
             raise
+
+    async def run_on_loop(
+        self, work: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """An awaitable write (one that needs no thread: PostgreSQL's one-statement tag
+        change), with the deadline and the metrics of :meth:`run`.
+
+        At the deadline the write is cancelled and the request gets a 503: one still waiting
+        for a connection is dropped unrun; one whose statement was sent is cancelled on the
+        server or completes, whole either way. A client that goes away does not cancel it.
+        """
+        metrics.WRITER_QUEUE.inc()
+        try:
+            task = asyncio.ensure_future(work(*args, **kwargs))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+            try:
+                result = await asyncio.wait_for(asyncio.shield(task), self._deadline)
+            except TimeoutError:
+                task.cancel()
+                task.add_done_callback(_ignore_outcome)
+                raise ServiceUnavailable(
+                    "The database did not answer in time; try again."
+                ) from None
+            except asyncio.CancelledError:  # the client went away: the write goes on
+                task.add_done_callback(_ignore_outcome)
+                raise
+        except ImsError as exc:
+            (metrics.WRITE_FAILED if exc.status >= 500 else metrics.WRITE_REFUSED).inc()
+            raise
+        except Exception:
+            metrics.WRITE_FAILED.inc()
+            raise
+        finally:
+            metrics.WRITER_QUEUE.dec()
+        metrics.WRITE_COMMITTED.inc()
+        return result
 
     def _thread(self) -> ThreadPoolExecutor:
         with self._lock:

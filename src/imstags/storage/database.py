@@ -23,7 +23,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from sqlalchemy.pool import NullPool
 from imstags.errors import ServiceUnavailable
 from imstags.storage.driver_connections import DriverConnections
 from imstags.storage.point_reads import AsyncPointReader, PointReader
+from imstags.storage.tag_change_pg import PgTagChanger, TagChangeOutcome
 from imstags.storage.tag_rows import TagRows
 
 log = logging.getLogger(__name__)
@@ -108,10 +109,12 @@ class Database:
         pool_timeout: float = 5.0,
         lock_timeout: float | None = None,
         statement_timeout: float | None = None,
+        write_connections: int = 4,
     ) -> None:
         """``lock_timeout`` and ``statement_timeout`` (seconds) bound the server's waits; the
         defaults (None) keep SQLite's 10 s busy wait and no PostgreSQL limit, for the CLI's
-        long-running commands (bulk import, consistency check)."""
+        long-running commands (bulk import, consistency check). ``write_connections`` is the
+        size of PostgreSQL's pool for tag changes (:meth:`change_tags`)."""
         self.url = normalise_url(url)
         self.dialect = self.url.split(":", 1)[0].split("+", 1)[0]
         # A request that waits longer than pool_timeout for a connection gets a 503.
@@ -146,6 +149,20 @@ class Database:
                 )
             )
         )
+        self._tag_changer = (
+            None
+            if self.dialect == "sqlite"
+            else PgTagChanger(
+                self._read_engine.url.set(drivername="postgresql").render_as_string(
+                    hide_password=False
+                ),
+                connections=write_connections,
+                lock_timeout=lock_timeout,
+                statement_timeout=statement_timeout,
+            )
+        )
+        if self._tag_changer is not None:
+            self._tag_changer.on_retry = self._retried
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
         self._driver_errors: Any = self._write_engine.dialect.loaded_dbapi
         self._tag_writers = DriverConnections(
@@ -195,9 +212,45 @@ class Database:
         return await self._async_point_reads.lookup(table, column, key_column, key)
 
     async def close_async(self) -> None:
-        """Close what belongs to the event loop (PostgreSQL's asyncio connection)."""
+        """Close what belongs to the event loop (PostgreSQL's asyncio connections)."""
         if self._async_point_reads is not None:
             await self._async_point_reads.aclose()
+        if self._tag_changer is not None:
+            await self._tag_changer.aclose()
+
+    @property
+    def changes_tags_in_one_statement(self) -> bool:
+        """Whether :meth:`change_tags` is there (PostgreSQL); else tag writes go through
+        :meth:`write_tags`."""
+        return self._tag_changer is not None
+
+    async def change_tags(
+        self,
+        project_id: str,
+        image_id: str,
+        *,
+        upserts: Mapping[str, str],
+        removals: Sequence[tuple[str, str | None]],
+        required: tuple[str, str | None] | None,
+        max_tags: int,
+    ) -> TagChangeOutcome:
+        """One image's tag change as one statement, awaited on the event loop (PostgreSQL
+        only; :mod:`.tag_change_pg`): the work of a :meth:`write_tags` transaction in one round
+        trip, with the same guarantees (retried after a lost race, a 503 when the database is
+        out of reach, durable once answered)."""
+        if self._tag_changer is None:
+            raise RuntimeError("change_tags needs PostgreSQL; use write_tags")
+        return await self._tag_changer.change(
+            project_id,
+            image_id,
+            upserts=upserts,
+            removals=removals,
+            required=required,
+            max_tags=max_tags,
+        )
+
+    def _retried(self) -> object:
+        return self.on_retry()
 
     def write(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
         """Run ``work`` in one write transaction and commit it, retrying lost races whole.

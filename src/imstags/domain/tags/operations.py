@@ -1,23 +1,24 @@
 """The image-tagging operations of every API family, each one write transaction's work.
 
-Each ``plan_*`` function checks a request's tags and returns the :data:`TagWrite` that carries
-it out, which the service runs in a transaction of its own (``Database.write_tags``). Checking
-first means a refused request costs no lock. Every write reads the image's tags under its write
-lock (:func:`~.write_path.locked_image_tags`) and hands the desired set to
-:func:`~.write_path.replace_image_tags`, the one write path, so the 10-tag limit and the core
-endpoint's aggregate hold whichever API wrote. Functions named ``*_tx`` run inside that
-transaction.
+Each ``plan_*`` function checks a request's tags and returns the :class:`~.change.TagChange`
+that carries it out: what to add, what to remove, what must be there, as data. The service runs
+it as one transaction of its own, through the one write path in Python
+(:func:`~.write_path.replace_image_tags`, ``Database.write_tags``) or as one call of
+PostgreSQL's tag-change function, with the same answers; so the 10-tag limit and the core
+endpoint's aggregate hold whichever API wrote. Checking first means a refused request costs no
+lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imstags.domain.images.records import is_well_formed_id
 from imstags.domain.images.tag_list import check_native_tag
+from imstags.domain.tags.change import TagChange
 from imstags.domain.tags.native import parse_native_tag
 from imstags.domain.tags.rules import (
     KEY_MAX_LENGTH,
@@ -28,19 +29,14 @@ from imstags.domain.tags.rules import (
     validate_tag_filters,
     validate_tags_to_write,
 )
-from imstags.domain.tags.write_path import image_tags, locked_image_tags, replace_image_tags
-from imstags.errors import BadRequest, ImageNotFound, InvalidImageId, InvalidTag, TagNotFound
+from imstags.domain.tags.write_path import image_tags
+from imstags.errors import BadRequest, ImageNotFound, InvalidImageId, InvalidTag
 from imstags.storage.models import Image
-from imstags.storage.tag_rows import TagRows
 from imstags.storage.visibility import visible_to
 
 ACTIONS = ("create", "delete")
 # The ``tag`` string of PUT /v1/cloudimages/tags is "key.value" (image_tag_format.rst).
 DOTTED_SEPARATOR = "."
-
-TagWrite = Callable[[TagRows], object]
-"""One write transaction's work. A transaction that loses a race is retried whole, so the
-work may run more than once: it keeps no state between runs."""
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -63,7 +59,7 @@ def _image_exists(session: Session, project_id: str, image_id: str) -> bool:
 
 def plan_batch_action(
     project_id: str, image_id: str, action: str, tags: Sequence[tuple[object, object]]
-) -> TagWrite:
+) -> TagChange:
     """``POST /v2/{project_id}/images/{image_id}/tags/action``: idempotent create or delete.
 
     ``create`` adds or overwrites by key (same key and value: nothing happens); ``delete``
@@ -75,44 +71,50 @@ def plan_batch_action(
     if not tags:
         raise BadRequest("The tags list must not be empty.")
     if action == "create":
-        to_write = validate_tags_to_write(tags)
-        return lambda rows: add_tags_tx(rows, project_id, image_id, to_write)
-    filters = _unique_filters(validate_tag_filters(tags))
-    return lambda rows: delete_tags_tx(rows, project_id, image_id, filters)
+        return TagChange(project_id, image_id, upserts=validate_tags_to_write(tags))
+    return _removing(project_id, image_id, _unique_filters(validate_tag_filters(tags)))
 
 
-def plan_add_tag(project_id: str, image_id: str, key: object, value: object) -> TagWrite:
+def plan_add_tag(project_id: str, image_id: str, key: object, value: object) -> TagChange:
     """``POST /v2/{project_id}/images/{image_id}/tags``: add or overwrite one tag."""
     tag_key, tag_value = validate_tag(key, value)
-    return lambda rows: add_tags_tx(rows, project_id, image_id, {tag_key: tag_value})
+    return TagChange(project_id, image_id, upserts={tag_key: tag_value})
 
 
-def plan_delete_key(project_id: str, image_id: str, key: str) -> TagWrite:
+def plan_delete_key(project_id: str, image_id: str, key: str) -> TagChange:
     """``DELETE /v2/{project_id}/images/{image_id}/tags/{key}``: not idempotent.
 
     The key is not checked for characters or length ("to be compatible with remaining
     tags"); a key the image does not have is a 404.
     """
-    return lambda rows: _delete_key_tx(rows, project_id, image_id, to_nfc(key))
-
-
-def _delete_key_tx(rows: TagRows, project_id: str, image_id: str, key: str) -> None:
-    current = locked_image_tags(rows, project_id, image_id)
-    if key not in current:
-        raise TagNotFound(f"The image has no tag with the key '{key}'.")
-    remaining = {k: v for k, v in current.items() if k != key}
-    replace_image_tags(rows, project_id, image_id, current, remaining)
+    key = to_nfc(key)
+    return TagChange(
+        project_id,
+        image_id,
+        removals=((key, None),),
+        required=(key, None),
+        missing_message=f"The image has no tag with the key '{key}'.",
+    )
 
 
 def plan_batch_delete(
     project_id: str, image_id: str, tags: Sequence[tuple[object, object]]
-) -> TagWrite:
+) -> TagChange:
     """``DELETE /v1/{project_id}/cloudimages/{image_id}/tags/delete`` (the SDK's
     BatchDeleteTags): the delete half of the batch action, with the same lenient rules."""
     if not tags:
         raise BadRequest("The tags list must not be empty.")
-    filters = _unique_filters(validate_tag_filters(tags))
-    return lambda rows: delete_tags_tx(rows, project_id, image_id, filters)
+    return _removing(project_id, image_id, _unique_filters(validate_tag_filters(tags)))
+
+
+def _removing(project_id: str, image_id: str, filters: Sequence[TagFilter]) -> TagChange:
+    """The lenient delete: each filter removes its key when the value matches or none is
+    given; tags the image lacks are ignored. Keys and values are stored trimmed, so a filter
+    matches on its trimmed form."""
+    removals = tuple(
+        (tag.key.strip(), None if tag.value is None else tag.value.strip()) for tag in filters
+    )
+    return TagChange(project_id, image_id, removals=removals)
 
 
 def _unique_filters(filters: list[TagFilter]) -> list[TagFilter]:
@@ -122,25 +124,6 @@ def _unique_filters(filters: list[TagFilter]) -> list[TagFilter]:
             raise InvalidTag(f"The tag key '{tag.key}' occurs more than once in the request.")
         seen.add(tag.key)
     return filters
-
-
-def add_tags_tx(rows: TagRows, project_id: str, image_id: str, tags: dict[str, str]) -> bool:
-    current = locked_image_tags(rows, project_id, image_id)
-    return replace_image_tags(rows, project_id, image_id, current, {**current, **tags})
-
-
-def delete_tags_tx(
-    rows: TagRows, project_id: str, image_id: str, filters: Sequence[TagFilter]
-) -> bool:
-    current = locked_image_tags(rows, project_id, image_id)
-    desired = dict(current)
-    for tag in filters:
-        # Keys and values are stored trimmed, so a filter matches on its trimmed form.
-        key = tag.key.strip()
-        value = None if tag.value is None else tag.value.strip()
-        if key in desired and value in (None, desired[key]):
-            del desired[key]
-    return replace_image_tags(rows, project_id, image_id, current, desired)
 
 
 # --- PUT /v1/cloudimages/tags ----------------------------------------------------------------
@@ -172,7 +155,7 @@ def parse_dotted_tag(tag: str) -> tuple[str, str]:
 
 def plan_add_or_modify(
     project_id: str, image_id: str, tag: str | None, image_tag: tuple[object, object] | None
-) -> TagWrite:
+) -> TagChange:
     """``PUT /v1/cloudimages/tags``: one tag, given as ``tag`` or as ``image_tag``.
 
     The project is the caller's; an image of another project is not found.
@@ -185,20 +168,20 @@ def plan_add_or_modify(
         key, value = validate_tag(*image_tag)
     else:
         raise BadRequest("Give exactly one of 'tag' and 'image_tag'.")
-    return lambda rows: add_tags_tx(rows, project_id, image_id, {key: value})
+    return TagChange(project_id, image_id, upserts={key: value})
 
 
 # --- native OpenStack string tags ------------------------------------------------------------
 
 
-def plan_native_add(project_id: str, image_id: str, tag: str) -> TagWrite:
+def plan_native_add(project_id: str, image_id: str, tag: str) -> TagChange:
     """``PUT /v2/images/{image_id}/tags/{tag}``: idempotent; ``k=v`` overwrites key k. The
     tag follows the one rule of every native path (:func:`check_native_tag`)."""
     key, value = check_native_tag(tag)
-    return lambda rows: add_tags_tx(rows, project_id, image_id, {key: value})
+    return TagChange(project_id, image_id, upserts={key: value})
 
 
-def plan_native_delete(project_id: str, image_id: str, tag: str) -> TagWrite:
+def plan_native_delete(project_id: str, image_id: str, tag: str) -> TagChange:
     """``DELETE /v2/images/{image_id}/tags/{tag}``: the tag as the image lists it, or 404.
 
     ``k=v`` matches key k only while its value is v, and ``k`` only the key-only tag k, so
@@ -206,14 +189,10 @@ def plan_native_delete(project_id: str, image_id: str, tag: str) -> TagWrite:
     checked, so that any listed tag can be deleted.
     """
     key, value = parse_native_tag(to_nfc(tag))
-    return lambda rows: _delete_exact_tx(rows, project_id, image_id, key, value, tag)
-
-
-def _delete_exact_tx(
-    rows: TagRows, project_id: str, image_id: str, key: str, value: str, tag: str
-) -> None:
-    current = locked_image_tags(rows, project_id, image_id)
-    if current.get(key) != value:
-        raise TagNotFound(f"The image has no tag '{tag}'.")
-    remaining = {k: v for k, v in current.items() if k != key}
-    replace_image_tags(rows, project_id, image_id, current, remaining)
+    return TagChange(
+        project_id,
+        image_id,
+        removals=((key, None),),
+        required=(key, value),
+        missing_message=f"The image has no tag '{tag}'.",
+    )

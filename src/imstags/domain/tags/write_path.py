@@ -77,10 +77,16 @@ def tags_of_images(session: Session, image_ids: list[str]) -> dict[str, dict[str
 def check_tag_quota(tags: Mapping[str, str]) -> None:
     """The 10-tag limit, shared by the per-image path and the bulk import."""
     if len(tags) > MAX_TAGS_PER_IMAGE:
-        raise TagQuotaExceeded(
-            f"An image can have at most {MAX_TAGS_PER_IMAGE} tags; "
-            f"this request would leave it with {len(tags)}."
-        )
+        raise tag_quota_exceeded(len(tags))
+
+
+def tag_quota_exceeded(count: int) -> TagQuotaExceeded:
+    """The refusal of a write that would leave an image with ``count`` tags; one wording for
+    the Python write path and PostgreSQL's tag-change function, which reports the count."""
+    return TagQuotaExceeded(
+        f"An image can have at most {MAX_TAGS_PER_IMAGE} tags; "
+        f"this request would leave it with {count}."
+    )
 
 
 def replace_image_tags(
