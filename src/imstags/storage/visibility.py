@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Select, func, select
+from sqlalchemy import BindParameter, ColumnElement, Select, func, literal_column, select
 
 from imstags.storage.models import Image
 
@@ -25,7 +25,9 @@ def visible_to(
     """
     if by_index:
         return Image.project_id == project_id
-    return func.coalesce(Image.project_id, "") == project_id
+    # The empty string as SQL text, not a bound parameter, so that the compiled lock of the
+    # tag write path keeps exactly its two parameters (image id, project id).
+    return func.coalesce(Image.project_id, literal_column("''")) == project_id
 
 
 def image_for_write(
@@ -37,9 +39,14 @@ def image_for_write(
     On PostgreSQL the row is locked (``FOR UPDATE``), which orders the writers of one image;
     SQLAlchemy leaves the clause out on SQLite, whose write transactions already hold the whole
     database's write lock (``BEGIN IMMEDIATE``).
+
+    The image is found by its primary key only: the project condition is stated in the form no
+    index answers. Prepared and PL/pgSQL statements get generic plans, which estimate a
+    project's images by the average project; with many small projects and one large one, the
+    planner could take the project's index for the lock and walk the large project's images.
     """
     return (
         select(*(columns or (Image,)))
-        .where(Image.id == image_id, visible_to(project_id))
+        .where(Image.id == image_id, visible_to(project_id, by_index=False))
         .with_for_update()
     )

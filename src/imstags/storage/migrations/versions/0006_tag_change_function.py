@@ -85,7 +85,7 @@ BEGIN
         v_image_id := r.image_id;
         SELECT images.project_id, images.created_at
         FROM images
-        WHERE images.id = v_image_id AND images.project_id = v_project_id FOR UPDATE
+        WHERE images.id = v_image_id AND coalesce(images.project_id, '') = v_project_id FOR UPDATE
         INTO v_owner, v_created_at;
         IF FOUND THEN
             v_owners[r.idx] := v_owner;
