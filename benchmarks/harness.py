@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def imstags(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+def imstags(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
     return subprocess.run(
         [PYTHON, "-m", "imstags", *args], env=env, check=True, capture_output=True, **kwargs
     )
@@ -289,7 +290,7 @@ class Server:
 
 
 @contextmanager
-def serve(env: dict[str, str], target: Target, workers: int, log: Path):
+def serve(env: dict[str, str], target: Target, workers: int, log: Path) -> Iterator[Server]:
     port = free_port()
     env = {**env, "IMSTAGS_DATABASE_URL": target.url}
     # imstags serve's app and options, plus the floor route (benchmarks/floor.py).
