@@ -152,20 +152,19 @@ def owner_pid(server_pids: list[int], server_port: int, client_port: int) -> int
     return None
 
 
-def connections_by_process(server: Server) -> list[int]:
-    """How many established connections to ``server``'s port each of its processes holds,
-    largest first (the spread of a wrk run's connections over the workers)."""
-    port = int(server.base_url.rsplit(":", 1)[1])
+def connections_held(pid: int, port: int) -> dict[int, int]:
+    """How many established connections to ``port`` each process of ``pid``'s tree holds
+    (those holding none left out)."""
     established = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":  # ESTABLISHED
             established.add(f"socket:[{fields[9]}]")
-    counts = []
-    for pid in process_tree(server.process.pid):
+    counts: dict[int, int] = {}
+    for process in process_tree(pid):
         held = 0
         try:
-            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+            descriptors = list(Path(f"/proc/{process}/fd").iterdir())
         except OSError:
             continue
         for fd in descriptors:
@@ -174,8 +173,15 @@ def connections_by_process(server: Server) -> list[int]:
             except OSError:
                 continue
         if held:
-            counts.append(held)
-    return sorted(counts, reverse=True)
+            counts[process] = held
+    return counts
+
+
+def connections_by_process(server: Server) -> list[int]:
+    """How many established connections to ``server``'s port each of its processes holds,
+    largest first (the spread of a wrk run's connections over the workers)."""
+    port = int(server.base_url.rsplit(":", 1)[1])
+    return sorted(connections_held(server.process.pid, port).values(), reverse=True)
 
 
 # --- signed keep-alive connections --------------------------------------------------------------
