@@ -252,20 +252,23 @@ def spread_connections(
     endpoint once: then its process is known and has the body cached)."""
     processes = sum(endpoint.workers for endpoint in endpoints)
     opened: list[Connection] = []
-    while len(opened) < limit:
-        connection = Connection(endpoints[len(opened) % len(endpoints)], ak, sk, project)
-        opened.append(connection)
-        status, _, body = connection.core()
-        if status != 200:
-            raise RuntimeError(f"core endpoint answered {status}: {body[:300]!r}")
-        connection.locate()
-        held = {c.pid for c in opened if c.pid is not None}
-        if len(opened) >= per_process * processes and len(held) >= processes:
-            return opened
-    raise RuntimeError(
-        f"{limit} connections reached only {len({c.pid for c in opened})} of {processes}"
-        " server processes"
-    )
+    try:
+        while len(opened) < limit:
+            connection = Connection(endpoints[len(opened) % len(endpoints)], ak, sk, project)
+            opened.append(connection)
+            status, _, body = connection.core()
+            if status != 200:
+                raise RuntimeError(f"core endpoint answered {status}: {body[:300]!r}")
+            connection.locate()
+            held = {c.pid for c in opened if c.pid is not None}
+            if len(opened) >= per_process * processes and len(held) >= processes:
+                return opened
+        reached = len({c.pid for c in opened})
+        raise RuntimeError(f"{limit} connections reached only {reached} of {processes} processes")
+    except BaseException:
+        for connection in opened:  # the caller may try again (a worker still starting)
+            connection.close()
+        raise
 
 
 # --- the consistency check ------------------------------------------------------------------------
