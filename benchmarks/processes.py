@@ -246,10 +246,34 @@ def spread_connections(
     project: str = PROJECT,
     per_process: int = 4,
     limit: int = 256,
+    timeout: float = 60,
 ) -> list[Connection]:
     """Fresh connections, round-robin over the endpoints, until there are ``per_process`` per
     server process in all and every process holds at least one (each connection reads the core
-    endpoint once: then its process is known and has the body cached)."""
+    endpoint once: then its process is known and has the body cached).
+
+    A worker gets connections only once it listens, after building its app, which on a busy
+    machine can be seconds after the first worker answers: if ``limit`` connections miss a
+    process, they are closed and it tries again, for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        opened = _spread_once(endpoints, ak, sk, project, per_process, limit)
+        processes = sum(endpoint.workers for endpoint in endpoints)
+        reached = {c.pid for c in opened if c.pid is not None}
+        if len(reached) >= processes:
+            return opened
+        for connection in opened:
+            connection.close()
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{limit} connections reached only {len(reached)} of {processes} processes"
+            )
+        time.sleep(0.5)
+
+
+def _spread_once(
+    endpoints: list[Endpoint], ak: str, sk: str, project: str, per_process: int, limit: int
+) -> list[Connection]:
     processes = sum(endpoint.workers for endpoint in endpoints)
     opened: list[Connection] = []
     try:
@@ -262,11 +286,10 @@ def spread_connections(
             connection.locate()
             held = {c.pid for c in opened if c.pid is not None}
             if len(opened) >= per_process * processes and len(held) >= processes:
-                return opened
-        reached = len({c.pid for c in opened})
-        raise RuntimeError(f"{limit} connections reached only {reached} of {processes} processes")
+                break
+        return opened
     except BaseException:
-        for connection in opened:  # the caller may try again (a worker still starting)
+        for connection in opened:
             connection.close()
         raise
 

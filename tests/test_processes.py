@@ -85,20 +85,11 @@ def burst_spread(server: RunningServer, credential, workers: int) -> dict[int | 
     """Opens ``BURST`` connections at once (every connect before any request), then reads the
     core endpoint through each; how many each server process holds."""
     endpoint = Endpoint(server.base_url, server.process.pid, workers=workers)
-    # Every worker has answered once (so it listens) before the burst; a worker that has just
-    # been started may need a few seconds more to build its app.
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            ready = spread_connections(
-                [endpoint], credential.access, credential.secret,
-                project=credential.project_id, per_process=1,
-            )  # fmt: skip
-            break
-        except RuntimeError:
-            assert time.monotonic() < deadline, "not every worker answered"
-            time.sleep(0.5)
-    for connection in ready:
+    # Every worker has answered once (so it listens) before the burst.
+    for connection in spread_connections(
+        [endpoint], credential.access, credential.secret,
+        project=credential.project_id, per_process=1,
+    ):  # fmt: skip
         connection.close()
     burst = [
         Connection(endpoint, credential.access, credential.secret, credential.project_id)

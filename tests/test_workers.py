@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -113,16 +114,19 @@ def test_list_images_tags_write_through_one_worker_seen_by_another(
         by_worker: dict[int, Connection] = {}
         opened: list[Connection] = []
         try:
-            for _ in range(64):
+            # Each worker listens once its app is built (the server answers once one has), so
+            # the second may take a few seconds; a connection goes only to a listening worker.
+            deadline = time.monotonic() + 60
+            while len(by_worker) < 2:
+                assert time.monotonic() < deadline, "every connection landed on the same worker"
                 connection = Connection(server, credential)
                 opened.append(connection)
                 connection.summary()  # the worker has accepted the connection once it answers
                 owner = owner_pid(process_tree(server.process.pid), port, connection.client_port)
                 assert owner is not None, "no worker holds the connection"
                 by_worker.setdefault(owner, connection)
-                if len(by_worker) == 2:
-                    break
-            assert len(by_worker) == 2, "every connection landed on the same worker"
+                if len(opened) % 16 == 0:
+                    time.sleep(0.5)
             first, second = by_worker.values()
             assert_each_write_seen_by_the_other(first, second)
         finally:
