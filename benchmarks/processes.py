@@ -152,20 +152,19 @@ def owner_pid(server_pids: list[int], server_port: int, client_port: int) -> int
     return None
 
 
-def connections_by_process(server: Server) -> list[int]:
-    """How many established connections to ``server``'s port each of its processes holds,
-    largest first (the spread of a wrk run's connections over the workers)."""
-    port = int(server.base_url.rsplit(":", 1)[1])
+def connections_held(pid: int, port: int) -> dict[int, int]:
+    """How many established connections to ``port`` each process of ``pid``'s tree holds
+    (those holding none left out)."""
     established = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":  # ESTABLISHED
             established.add(f"socket:[{fields[9]}]")
-    counts = []
-    for pid in process_tree(server.process.pid):
+    counts: dict[int, int] = {}
+    for process in process_tree(pid):
         held = 0
         try:
-            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+            descriptors = list(Path(f"/proc/{process}/fd").iterdir())
         except OSError:
             continue
         for fd in descriptors:
@@ -174,8 +173,15 @@ def connections_by_process(server: Server) -> list[int]:
             except OSError:
                 continue
         if held:
-            counts.append(held)
-    return sorted(counts, reverse=True)
+            counts[process] = held
+    return counts
+
+
+def connections_by_process(server: Server) -> list[int]:
+    """How many established connections to ``server``'s port each of its processes holds,
+    largest first (the spread of a wrk run's connections over the workers)."""
+    port = int(server.base_url.rsplit(":", 1)[1])
+    return sorted(connections_held(server.process.pid, port).values(), reverse=True)
 
 
 # --- signed keep-alive connections --------------------------------------------------------------
@@ -240,26 +246,52 @@ def spread_connections(
     project: str = PROJECT,
     per_process: int = 4,
     limit: int = 256,
+    timeout: float = 60,
 ) -> list[Connection]:
     """Fresh connections, round-robin over the endpoints, until there are ``per_process`` per
     server process in all and every process holds at least one (each connection reads the core
-    endpoint once: then its process is known and has the body cached)."""
+    endpoint once: then its process is known and has the body cached).
+
+    A worker gets connections only once it listens, after building its app, which on a busy
+    machine can be seconds after the first worker answers: if ``limit`` connections miss a
+    process, they are closed and it tries again, for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        opened = _spread_once(endpoints, ak, sk, project, per_process, limit)
+        processes = sum(endpoint.workers for endpoint in endpoints)
+        reached = {c.pid for c in opened if c.pid is not None}
+        if len(reached) >= processes:
+            return opened
+        for connection in opened:
+            connection.close()
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{limit} connections reached only {len(reached)} of {processes} processes"
+            )
+        time.sleep(0.5)
+
+
+def _spread_once(
+    endpoints: list[Endpoint], ak: str, sk: str, project: str, per_process: int, limit: int
+) -> list[Connection]:
     processes = sum(endpoint.workers for endpoint in endpoints)
     opened: list[Connection] = []
-    while len(opened) < limit:
-        connection = Connection(endpoints[len(opened) % len(endpoints)], ak, sk, project)
-        opened.append(connection)
-        status, _, body = connection.core()
-        if status != 200:
-            raise RuntimeError(f"core endpoint answered {status}: {body[:300]!r}")
-        connection.locate()
-        held = {c.pid for c in opened if c.pid is not None}
-        if len(opened) >= per_process * processes and len(held) >= processes:
-            return opened
-    raise RuntimeError(
-        f"{limit} connections reached only {len({c.pid for c in opened})} of {processes}"
-        " server processes"
-    )
+    try:
+        while len(opened) < limit:
+            connection = Connection(endpoints[len(opened) % len(endpoints)], ak, sk, project)
+            opened.append(connection)
+            status, _, body = connection.core()
+            if status != 200:
+                raise RuntimeError(f"core endpoint answered {status}: {body[:300]!r}")
+            connection.locate()
+            held = {c.pid for c in opened if c.pid is not None}
+            if len(opened) >= per_process * processes and len(held) >= processes:
+                break
+        return opened
+    except BaseException:
+        for connection in opened:
+            connection.close()
+        raise
 
 
 # --- the consistency check ------------------------------------------------------------------------

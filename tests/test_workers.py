@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
+from benchmarks.processes import owner_pid, process_tree
 
 from tests.support.server import RunningServer, start_server
 from tests.support.signing import sdk_signed_headers
@@ -105,39 +106,6 @@ def test_list_images_tags_write_through_one_server_seen_by_another(two_servers, 
         second.close()
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = task / "children"
-        if children.exists():
-            found += [int(child) for child in children.read_text().split()]
-    return found
-
-
-def _socket_inode(server_port: int, client_port: int) -> str:
-    """The inode of the server side of the loopback TCP connection from ``client_port``."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote = fields[1], fields[2]
-        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == (
-            client_port
-        ):
-            return fields[9]
-    raise AssertionError(f"no server socket for client port {client_port}")
-
-
-def _owner(worker_pids: list[int], inode: str) -> int | None:
-    target = f"socket:[{inode}]"
-    for pid in worker_pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                if fd.readlink().as_posix() == target:
-                    return pid
-            except OSError:
-                continue
-    return None
-
-
 def test_list_images_tags_write_through_one_worker_seen_by_another(
     settings, db, credential, tmp_path
 ):
@@ -146,18 +114,19 @@ def test_list_images_tags_write_through_one_worker_seen_by_another(
         by_worker: dict[int, Connection] = {}
         opened: list[Connection] = []
         try:
-            for _ in range(64):
+            # Each worker listens once its app is built (the server answers once one has), so
+            # the second may take a few seconds; a connection goes only to a listening worker.
+            deadline = time.monotonic() + 60
+            while len(by_worker) < 2:
+                assert time.monotonic() < deadline, "every connection landed on the same worker"
                 connection = Connection(server, credential)
                 opened.append(connection)
                 connection.summary()  # the worker has accepted the connection once it answers
-                owner = _owner(
-                    _children(server.process.pid), _socket_inode(port, connection.client_port)
-                )
+                owner = owner_pid(process_tree(server.process.pid), port, connection.client_port)
                 assert owner is not None, "no worker holds the connection"
                 by_worker.setdefault(owner, connection)
-                if len(by_worker) == 2:
-                    break
-            assert len(by_worker) == 2, "every connection landed on the same worker"
+                if len(opened) % 16 == 0:
+                    time.sleep(0.5)
             first, second = by_worker.values()
             assert_each_write_seen_by_the_other(first, second)
         finally:
