@@ -226,7 +226,8 @@ def load(
 ) -> tuple[float, float]:
     """Load W of this size unless a previous run did; returns the seconds the import took,
     wall-clock and CPU (the importer's own, without the database server's)."""
-    marker = workdir / f"loaded-{target.name}-{size}"
+    # Per checkout as the PostgreSQL database is: a workdir shared by two checkouts holds two.
+    marker = workdir / f"loaded-{target.name}-{size}-{_CHECKOUT}"
     if marker.exists() and not fresh:
         wall_text, _, cpu_text = marker.read_text().partition(" ")
         return float(wall_text), float(cpu_text or "nan")
