@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 
 import httpx
 import pytest
@@ -15,6 +16,17 @@ from imstags.api.app import create_app
 from imstags.logging_config import configure_logging
 from tests.support.server import start_server
 from tests.support.signing import sdk_signed_headers
+
+
+def log_with(server, request_id: str, timeout: float = 10.0) -> str:
+    """The server's log once it holds the request's line: the line is written after the
+    response has gone out, so a client can read the log before the server has written it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log: str = server.log()
+        if request_id in log or time.monotonic() > deadline:
+            return log
+        time.sleep(0.05)
 
 
 def signed_get(base_url: str, credential) -> httpx.Response:
@@ -29,7 +41,7 @@ def test_json_log_has_one_line_per_request_with_its_facts(settings, db, credenti
         response = signed_get(server.base_url, credential)
         assert response.status_code == 200
         request_id = response.headers["X-Request-Id"]
-        log = server.log()
+        log = log_with(server, request_id)
     records = [json.loads(line) for line in log.splitlines() if line.strip()]  # all JSON
     mine = [r for r in records if r.get("request_id") == request_id]
     assert len(mine) == 1
@@ -59,7 +71,7 @@ def test_text_log_is_readable_with_the_same_facts(settings, db, credential, tmp_
     args = ("--log-format", "text", "--log-level", "info")
     with start_server(settings, tmp_path / "text.log", extra_args=args) as server:
         request_id = signed_get(server.base_url, credential).headers["X-Request-Id"]
-        log = server.log()
+        log = log_with(server, request_id)
     [line] = [line for line in log.splitlines() if request_id in line]
     assert " INFO imstags.access GET /v2/{project_id}/images/tags 200 " in line
     assert f"project_id={credential.project_id}" in line
