@@ -29,10 +29,8 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
 
 import orjson
-from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from imstags.domain.images.records import is_well_formed_id
@@ -42,7 +40,7 @@ from imstags.domain.tags.rules import validate_tag
 from imstags.domain.tags.write_path import check_tag_quota, tag_new_images
 from imstags.errors import ImsError, InvalidProjectId, InvalidTag
 from imstags.storage.bulk_load import existing_image_ids, tune_for_bulk_load
-from imstags.storage.models import Image
+from imstags.storage.new_image_tags import insert_new_images
 
 DEFAULT_BATCH_SIZE = 20_000
 FIELDS = frozenset({"project_id", "id", "name", "tags"})
@@ -234,20 +232,10 @@ def write_batch(session: Session, batch: list[ImportLine]) -> tuple[int, int]:
             ]
         )
     now = datetime.now(UTC).replace(microsecond=0)
-    session.execute(
-        cast(Table, Image.__table__).insert(),
-        [
-            {
-                "id": item.image_id,
-                "project_id": item.project_id,
-                "name": item.name,
-                "status": "queued",
-                "properties": {},
-                "created_at": now,
-                "updated_at": now,
-            }
-            for item in sorted(batch, key=lambda item: item.image_id)
-        ],
+    insert_new_images(
+        session,
+        sorted((item.image_id, item.project_id, item.name) for item in batch),
+        now,
     )
     by_project: dict[str, dict[str, Mapping[str, str]]] = {}
     for item in batch:
