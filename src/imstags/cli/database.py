@@ -25,6 +25,10 @@ def upgrade(ctx: Context) -> None:
     done = upgrade_schema(ctx.settings())
     applied = ", ".join(done.applied) or "none pending"
     click.echo(f"database at the newest schema: {done.shown_url} (applied: {applied})")
+    if done.rebuilt:
+        click.echo(
+            f"rebuilt the indexes an interrupted import left missing: {', '.join(done.rebuilt)}"
+        )
 
 
 @db.command("backup")

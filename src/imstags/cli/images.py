@@ -60,6 +60,7 @@ def import_(ctx: Context, file: Path, project_id: str | None, batch_size: int, q
                 default_project_id=project_id,
                 batch_size=batch_size,
                 on_progress=bar.update,
+                on_stage=None if quiet else (lambda message: bar.write(message, file=sys.stderr)),
             )
     finally:
         if not stdin:

@@ -86,6 +86,8 @@ def run_server(settings: Settings, factory: str) -> None:
     done = upgrade_schema(settings)
     log.info("database: %s", done.shown_url)
     log.info("migrations applied: %s", ", ".join(done.applied) or "none pending")
+    if done.rebuilt:
+        log.warning("rebuilt indexes an interrupted import left missing: %s", done.rebuilt)
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
             os.environ[f"IMSTAGS_{name.upper()}"] = str(value)

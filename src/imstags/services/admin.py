@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imstags.domain.credentials import (
@@ -33,6 +33,7 @@ from imstags.services.consistency import ConsistencyService
 from imstags.services.state import StateService
 from imstags.settings import Settings
 from imstags.storage.database import Database, url_for_display
+from imstags.storage.load_indexes import rebuild_missing_indexes
 from imstags.storage.migrate import upgrade
 
 
@@ -40,13 +41,17 @@ from imstags.storage.migrate import upgrade
 class SchemaUpgrade:
     shown_url: str  # the database's URL fit to print (no password)
     applied: list[str]  # migration revisions applied now, oldest first
+    rebuilt: list[str] = field(default_factory=list)  # indexes a dead bulk load left missing
 
 
 def upgrade_schema(settings: Settings) -> SchemaUpgrade:
-    """Apply pending migrations."""
+    """Apply pending migrations, and build the indexes that a bulk load which died before
+    its end left missing (:mod:`imstags.storage.load_indexes`): every command runs this
+    first, so the next one repairs the schema."""
     settings.ensure_data_dir()
     applied = upgrade(settings.resolved_database_url)
-    return SchemaUpgrade(url_for_display(settings.resolved_database_url), applied)
+    rebuilt = rebuild_missing_indexes(settings.resolved_database_url)
+    return SchemaUpgrade(url_for_display(settings.resolved_database_url), applied, rebuilt)
 
 
 class AccountService:
