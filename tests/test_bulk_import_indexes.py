@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 from imstags.services.bulk_import import parsed_ahead
 from imstags.settings import Settings
 from imstags.storage.database import Database, normalise_url
-from imstags.storage.load_indexes import DEFERRED, LOAD_LOCK
+from imstags.storage.load_indexes import DEFERRED, LOAD_LOCK, STRUCTURES
 from imstags.storage.migrate import upgrade
 from tests.support.aggregate import assert_aggregate_exact
 from tests.support.databases import empty_test_database
@@ -136,7 +136,7 @@ def index_oids(settings: Settings) -> dict[str, int]:
 
 def missing(settings: Settings) -> set[str]:
     names = {row[1] for row in schema(settings)}
-    return {item.name for item in DEFERRED} - names
+    return {item.name for item in STRUCTURES} - names
 
 
 def test_first_load_ends_with_the_migrations_indexes(blank, reference, tmp_path):

@@ -14,6 +14,7 @@ SQLITE_IMPORT_CACHE_KIB = 512 * 1024
 SQLITE_IMPORT_CHECKPOINT_PAGES = 50_000
 # Ids per statement: below SQLite's limit on bound parameters (32,766 since 3.32).
 EXISTS_CHUNK = 10_000
+_EXISTING = f"SELECT id FROM {Image.__tablename__} WHERE id = ANY(%s::text[])"  # noqa: S608
 
 
 def tune_for_bulk_load(session: Session) -> None:
@@ -32,6 +33,12 @@ def tune_for_bulk_load(session: Session) -> None:
 def existing_image_ids(session: Session, image_ids: Sequence[str]) -> set[str]:
     """Which of ``image_ids`` are already images (of any project)."""
     ids = sorted(image_ids)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One array parameter: binding ten thousand scalars through SQLAlchemy cost the
+        # importer a tenth of its CPU.
+        found = connection.exec_driver_sql(_EXISTING, (ids,))
+        return {row[0] for row in found}
     existing: set[str] = set()
     for start in range(0, len(ids), EXISTS_CHUNK):
         chunk = ids[start : start + EXISTS_CHUNK]

@@ -58,17 +58,18 @@ class DeferredIndex:
     drop: str
 
 
-def _deferred() -> tuple[DeferredIndex, ...]:
-    """In the order they are dropped; they are built in the reverse order (the foreign key
-    last, after the primary key whose rows it checks)."""
+def _structures() -> tuple[DeferredIndex, ...]:
+    """Every index and constraint of ``images`` and ``image_tags``, in the order they can be
+    dropped; built in the reverse order (the foreign key last, after the key it refers to)."""
     dialect: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     images, tags = cast(Table, Image.__table__), cast(Table, ImageTag.__table__)
     found: list[DeferredIndex] = []
     for table in (tags, images):
         for constraint in sorted(table.foreign_key_constraints, key=lambda c: str(c.name)):
             found.append(_constraint(table, constraint, dialect))
-        if table is tags:  # images keeps its primary key: the import looks ids up in it
-            found.append(_constraint(table, table.primary_key, dialect))
+    for table in (tags, images):
+        found.append(_constraint(table, table.primary_key, dialect))
+    for table in (tags, images):
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
             found.append(
                 DeferredIndex(
@@ -87,7 +88,11 @@ def _constraint(table: Table, constraint: object, dialect: Dialect) -> DeferredI
     return DeferredIndex(name, table.name, ddl, f"ALTER TABLE {table.name} DROP CONSTRAINT {name}")
 
 
-DEFERRED = _deferred()
+STRUCTURES = _structures()
+# Kept through a first load: the images' primary key, which the import's check for existing
+# ids reads (and a load of W has one image row to ten tag rows).
+KEPT_LIVE = frozenset({"pk_images"})
+DEFERRED = tuple(item for item in STRUCTURES if item.name not in KEPT_LIVE)
 
 _PRESENT = text(
     "SELECT conname FROM pg_constraint"
@@ -113,7 +118,7 @@ class LoadIndexes:
             return []
         with _transaction(self._connection) as connection:
             present = set(connection.execute(_PRESENT).scalars())
-        return [item for item in DEFERRED if item.name not in present]
+        return [item for item in STRUCTURES if item.name not in present]
 
     def drop_if_empty(self) -> list[str]:
         """Drop the deferred structures when both tables are empty (a first load) and this
