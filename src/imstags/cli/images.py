@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -60,7 +63,7 @@ def import_(ctx: Context, file: Path, project_id: str | None, batch_size: int, q
                 default_project_id=project_id,
                 batch_size=batch_size,
                 on_progress=bar.update,
-                on_stage=None if quiet else (lambda message: bar.write(message, file=sys.stderr)),
+                on_stage=None if quiet else partial(_stage, bar),
             )
     finally:
         if not stdin:
@@ -79,6 +82,12 @@ def import_(ctx: Context, file: Path, project_id: str | None, batch_size: int, q
             f"stopped: the batch after line {report.lines_committed} has bad lines; "
             "nothing of it was written"
         )
+
+
+def _stage(bar: Any, message: str) -> None:
+    """A step of the import that the progress bar does not show (building indexes takes
+    minutes at millions of images), with the time it began."""
+    bar.write(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr)
 
 
 IMAGE_COLUMNS = (
