@@ -277,6 +277,36 @@ def test_imported_rows_hold_their_text_and_the_model_defaults(blank, tmp_path):
     assert [tuple(row) for row in tags] == [("k\\1", "v\\N", project), ("plain", "", project)]
 
 
+def test_a_load_leaves_its_tables_vacuumed_for_index_only_scans(blank, tmp_path):
+    """The query by tag reads its page from the by-tag index alone only where the visibility
+    map says the heap pages are all visible; a load ends with them so, autovacuum or not."""
+    postgres_only(blank)
+    done = imstags(blank, "images", "import", str(workload(tmp_path, 2_000, uuid.uuid4().hex)))
+    assert done.returncode == 0, done.stderr.decode()
+    engine = create_engine(normalise_url(blank.resolved_database_url))
+    try:
+        with engine.connect() as conn:
+            pages = conn.execute(
+                text(
+                    "SELECT relname, relpages, relallvisible FROM pg_class"
+                    " WHERE relname IN ('images', 'image_tags') ORDER BY relname"
+                )
+            ).all()
+            analyzed = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
+                    " AND relname IN ('images', 'image_tags', 'tag_counts')"
+                )
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert [(name, visible == total > 0) for name, total, visible in pages] == [
+        ("image_tags", True),
+        ("images", True),
+    ]
+    assert analyzed == 3
+
+
 def test_parsed_ahead_hands_over_items_and_the_producers_error():
     def items() -> Iterator[int]:
         yield 1

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Dialect, Engine, ForeignKeyConstraint, Table, create_engine, text
 from sqlalchemy.dialects import postgresql
@@ -155,6 +155,27 @@ class LoadIndexes:
                 connection.execute(text(item.create))
             built.append(item.name)
         return built
+
+    def vacuum_analyze(self) -> bool:
+        """``VACUUM (ANALYZE)`` of the tables a load wrote (PostgreSQL; False on SQLite).
+
+        ANALYZE alone gives the planner its statistics. The vacuum also marks the new pages
+        all-visible, which index-only scans need: without it, the query by tag at offset
+        10,000 fetched ten thousand heap rows from all over the table instead of reading a
+        hundred-odd index pages, until an autovacuum came (never, on a server with
+        autovacuum off; hours later with the default thresholds at a hundred million rows).
+        On a table vacuumed before, it visits only the pages changed since.
+        """
+        if self._connection is None:
+            return False
+        # (The driver's connection: a detached connection has no driver_connection.)
+        driver: Any = self._connection.connection.dbapi_connection
+        driver.autocommit = True  # VACUUM refuses to run in a transaction block
+        try:
+            driver.execute("VACUUM (ANALYZE) images, image_tags, tag_counts")
+        finally:
+            driver.autocommit = False
+        return True
 
 
 @contextmanager
