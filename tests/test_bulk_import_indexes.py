@@ -309,7 +309,7 @@ def test_a_load_leaves_its_tables_vacuumed_for_index_only_scans(blank, tmp_path)
 
 def test_planner_counts_image_tags_by_ten_rows_an_image(blank, tmp_path):
     """ANALYZE samples whole pages, where an image's tags sit together, and so guessed a
-    fiftieth of the real number of images at 10M; migration 0006 tells the planner instead.
+    fiftieth of the real number of images at 10M; migration 0007 tells the planner instead.
     At this size the sample would have guessed right too (the option is what fails against
     the old schema); the estimate shows the option is read as meant: a thousand rows for the
     tags of a hundred images."""

@@ -10,8 +10,8 @@ tenth as many ids as rows, the ten-tag limit at its fullest; catalogues with few
 image are over-estimated by at most that factor, not by two hundred. SQLite's planner keeps
 no such estimate; nothing is done there.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01 02:40:00
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
