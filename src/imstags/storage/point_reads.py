@@ -197,7 +197,14 @@ class AsyncPointReader:
                 finally:
                     batch.done()
         finally:
+            # Only cancellation ends this task: aclose, or the event loop shutting down
+            # (asyncio.run cancels what is left). Cut the connection while the loop still runs,
+            # so that its socket is closed, not left to a loop that is gone.
             self._draining = self._idle = None
+            connection, self._connection = self._connection, None
+            self._prepared = {}
+            if connection is not None:
+                connection.terminate()
 
     async def _answer(self, batch: _Batch) -> None:
         for read, waiters in batch.by_read.items():
