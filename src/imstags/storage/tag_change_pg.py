@@ -98,7 +98,7 @@ def _answer(
     if error is not None:
         item.waiter.set_exception(error)
     else:
-        item.waiter.set_result(outcome)  # type: ignore[arg-type]
+        item.waiter.set_result(outcome)  # type: ignore[arg-type]  # callers give exactly one of outcome and error
 
 
 async def _keep_session(_connection: Any) -> None:
